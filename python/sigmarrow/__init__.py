@@ -1,0 +1,51 @@
+"""sigmarrow: Sigma detection rules compiled by pySigma, matched by a Rust engine over
+Apache Arrow data.
+
+    >>> import sigmarrow
+    >>> m = sigmarrow.compile("rules/")                  # doctest: +SKIP
+    >>> hits = m.match(table)                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from sigmarrow._engine import __version__
+from sigmarrow.compiler import compile_rules
+from sigmarrow.compiler.program import Program
+from sigmarrow.errors import (
+    CompileError,
+    DataError,
+    PipelineError,
+    ProgramError,
+    SigmarrowError,
+)
+from sigmarrow.matcher import Matcher, RuleInfo
+from sigmarrow.rules import PipelineSpec, Sources, load_rules
+
+__all__ = [
+    "CompileError",
+    "DataError",
+    "Matcher",
+    "PipelineError",
+    "Program",
+    "ProgramError",
+    "RuleInfo",
+    "SigmarrowError",
+    "__version__",
+    "compile",
+    "load_rules",
+]
+
+
+def compile(sources: Sources, pipeline: PipelineSpec = None) -> Matcher:  # noqa: A001
+    """Compiles Sigma rules into a Matcher.
+
+    `sources`: rule files, folders (recursive *.yml/*.yaml), YAML text, pySigma
+    SigmaCollections, or a list of these. `pipeline`: a pySigma ProcessingPipeline, a
+    pipeline name (built-in `windows`, or any name pySigma's plugin registry knows, e.g.
+    `sysmon`, `sentinel_asim`), a pipeline YAML file, or a list of these applied in order.
+    Rules that fail to parse, process or compile are in `Matcher.errors`, never dropped
+    silently.
+    """
+    loaded = load_rules(sources, pipeline)
+    errors = list(loaded.errors)
+    return Matcher(compile_rules(loaded.rules, errors))

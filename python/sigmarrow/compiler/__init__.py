@@ -1,0 +1,231 @@
+"""pySigma condition trees -> the program (see `program.py`).
+
+pySigma has already resolved escapes, modifiers and expansions (windash, base64offset, ...);
+this module only maps its parsed types onto atoms, and fails a rule, with the reason, on
+anything the engine cannot evaluate exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from sigmarrow import _engine
+from sigmarrow.compiler.program import FORMAT, VERSION, Expr, Program, ProgramBuilder
+from sigmarrow.errors import CompileError
+from sigmarrow.rules import rule_error, rule_source
+
+
+class Unsupported(Exception):
+    """A construct of one rule the engine cannot evaluate; the rule fails with this reason."""
+
+
+_CMP = {
+    CompareOperators.LT: "lt",
+    CompareOperators.LTE: "lte",
+    CompareOperators.GT: "gt",
+    CompareOperators.GTE: "gte",
+}
+_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: "i",
+    SigmaRegularExpressionFlag.MULTILINE: "m",
+    SigmaRegularExpressionFlag.DOTALL: "s",
+}
+_WILDCARD = {SpecialChars.WILDCARD_MULTI: "many", SpecialChars.WILDCARD_SINGLE: "one"}
+
+
+def _tokens(value: SigmaString) -> list[str | SpecialChars]:
+    """The string's parts with adjacent literals joined and runs of `*` collapsed."""
+    out: list[str | SpecialChars] = []
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            raise Unsupported(f"placeholder %{part.name}% was not resolved by a pipeline (expand)")
+        if isinstance(part, str) and out and isinstance(out[-1], str):
+            out[-1] += part
+        elif not (part == SpecialChars.WILDCARD_MULTI and out and out[-1] == part):
+            out.append(part)
+    return out
+
+
+def _string_atom(field: int | None, value: SigmaString) -> dict[str, Any]:
+    cased = isinstance(value, SigmaCasedString)
+    tokens = _tokens(value)
+    many = SpecialChars.WILDCARD_MULTI
+    literal_inside = [t for t in tokens if t != many]
+    if len(literal_inside) <= 1 and all(isinstance(t, str) for t in literal_inside):
+        text = literal_inside[0] if literal_inside else ""
+        starts, ends = tokens[:1] == [many], tokens[-1:] == [many]
+        anchor = {(False, False): "exact", (False, True): "prefix", (True, False): "suffix"}.get(
+            (starts, ends), "contains"
+        )
+        return {"op": "str", "field": field, "anchor": anchor, "value": text, "cased": cased}
+    parts = [{"lit": t} if isinstance(t, str) else _WILDCARD[t] for t in tokens]
+    return {"op": "glob", "field": field, "parts": parts, "cased": cased}
+
+
+def _regex_text(value: SigmaRegularExpression) -> str:
+    text = []
+    for part in value.regexp.s:
+        if isinstance(part, Placeholder):
+            raise Unsupported(f"placeholder %{part.name}% was not resolved by a pipeline (expand)")
+        text.append(part if isinstance(part, str) else {"many": "*", "one": "?"}[_WILDCARD[part]])
+    return "".join(text)
+
+
+class RuleCompiler:
+    """Compiles the conditions of one rule into an expression over shared atoms."""
+
+    def __init__(self, builder: ProgramBuilder) -> None:
+        self.builder = builder
+        self.fields: set[int] = set()
+
+    def field(self, name: str) -> int:
+        fid = self.builder.field(name)
+        self.fields.add(fid)
+        return fid
+
+    def rule(self, rule: SigmaRule) -> Expr:
+        conditions = [self.condition(c.parsed) for c in rule.detection.parsed_condition]
+        return conditions[0] if len(conditions) == 1 else {"or": conditions}
+
+    def condition(self, node: Any) -> Expr:
+        if isinstance(node, ConditionAND):
+            return {"and": [self.condition(a) for a in node.args]}
+        if isinstance(node, ConditionOR):
+            return {"or": [self.condition(a) for a in node.args]}
+        if isinstance(node, ConditionNOT):
+            return {"not": self.condition(node.args[0])}
+        if isinstance(node, ConditionFieldEqualsValueExpression):
+            return self.value(self.field(node.field), node.value)
+        if isinstance(node, ConditionValueExpression):
+            return self.keyword(node.value)
+        raise Unsupported(f"unsupported condition node {type(node).__name__}")
+
+    def keyword(self, value: Any) -> Expr:
+        if isinstance(value, SigmaExpansion):
+            return {"or": [self.keyword(v) for v in value.values]}
+        if isinstance(value, SigmaString):
+            return self.builder.atom(_string_atom(None, value))
+        if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
+            return self.builder.atom(
+                {"op": "str", "field": None, "anchor": "exact", "value": str(value.number), "cased": False}
+            )
+        if isinstance(value, SigmaRegularExpression):
+            return self.regex(None, value)
+        raise Unsupported(f"a keyword (value without field) of type {type(value).__name__}")
+
+    def regex(self, field: int | None, value: SigmaRegularExpression) -> Expr:
+        pattern = _regex_text(value)
+        flags = "".join(sorted(_FLAGS[f] for f in value.flags))
+        problem = _engine.regex_error(pattern, flags)
+        if problem:
+            raise Unsupported(f"regex {pattern!r} does not compile: {problem}")
+        return self.builder.atom({"op": "re", "field": field, "pattern": pattern, "flags": flags})
+
+    def value(self, field: int, value: Any) -> Expr:
+        atom = self.builder.atom
+        if isinstance(value, SigmaExpansion):
+            return {"or": [self.value(field, v) for v in value.values]}
+        if isinstance(value, SigmaString):
+            return atom(_string_atom(field, value))
+        if isinstance(value, SigmaTimestampPart):
+            part = value.timestamp_part.name.lower()
+            return atom({"op": "time", "field": field, "part": part, "value": int(value.number)})
+        if isinstance(value, SigmaNumber):
+            return atom({"op": "num", "field": field, "cmp": "eq", "value": value.number})
+        if isinstance(value, SigmaBool):
+            return atom({"op": "bool", "field": field, "value": value.boolean})
+        if isinstance(value, SigmaNull):
+            return atom({"op": "null", "field": field})
+        if isinstance(value, SigmaExists):
+            exists = atom({"op": "exists", "field": field})
+            return exists if value.exists else {"not": exists}
+        if isinstance(value, SigmaRegularExpression):
+            return self.regex(field, value)
+        if isinstance(value, SigmaCIDRExpression):
+            return atom({"op": "cidr", "field": field, "network": str(value.network)})
+        if isinstance(value, SigmaCompareExpression):
+            number = value.number.number
+            if value.op == CompareOperators.NEQ:
+                return {"not": atom({"op": "num", "field": field, "cmp": "eq", "value": number})}
+            return atom({"op": "num", "field": field, "cmp": _CMP[value.op], "value": number})
+        if isinstance(value, SigmaFieldReference):
+            anchor = {(False, False): "exact", (True, False): "prefix", (False, True): "suffix"}.get(
+                (value.starts_with, value.ends_with), "contains"
+            )
+            other = self.field(value.field)
+            return atom({"op": "fieldref", "field": field, "other": other, "anchor": anchor})
+        raise Unsupported(f"unsupported value type {type(value).__name__} on field")
+
+
+def _rule_info(rule: SigmaRule) -> dict[str, Any]:
+    logsource = {
+        k: getattr(rule.logsource, k)
+        for k in ("category", "product", "service")
+        if getattr(rule.logsource, k, None)
+    }
+    return {
+        "id": str(rule.id) if rule.id else (rule.title or ""),
+        "title": rule.title or "",
+        "level": rule.level.name.lower() if rule.level else None,
+        "status": rule.status.name.lower() if rule.status else None,
+        "tags": [str(t) for t in rule.tags],
+        "logsource": logsource,
+        "source": rule_source(rule),
+        "author": rule.author,
+        "description": rule.description,
+    }
+
+
+def compile_rules(rules: list[SigmaRule], errors: list[CompileError]) -> Program:
+    """Compiles processed rules into one program; a rule that fails joins `errors`."""
+    builder = ProgramBuilder()
+    compiled = []
+    for rule in rules:
+        rc = RuleCompiler(builder)
+        try:
+            condition = rc.rule(rule)
+        except Unsupported as e:
+            errors.append(rule_error(rule, str(e)))
+            continue
+        info = _rule_info(rule)
+        info["fields"] = sorted(rc.fields)
+        info["condition"] = condition
+        compiled.append(info)
+    return Program(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "fields": builder.fields,
+            "atoms": builder.atoms,
+            "rules": compiled,
+            "errors": [vars(e) for e in errors],
+            "has_keywords": any(a["field"] is None for a in builder.atoms),
+        }
+    )

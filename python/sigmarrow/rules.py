@@ -1,0 +1,167 @@
+"""Loading rules and processing pipelines through pySigma."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Union
+
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+
+from sigmarrow.errors import CompileError, PipelineError
+
+RuleSource = Union[str, Path, SigmaCollection]
+Sources = Union[RuleSource, Sequence[RuleSource]]
+PipelineSpec = Union[ProcessingPipeline, str, Path, Sequence[Union[ProcessingPipeline, str, Path]], None]
+
+RULE_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass
+class LoadedRules:
+    """Rules parsed and processed by the pipeline, and those that failed on the way."""
+
+    rules: list[SigmaRule]
+    errors: list[CompileError]
+
+
+def rule_source(rule: SigmaRule) -> str | None:
+    """The file a rule came from, when it came from one."""
+    return str(rule.source.path) if rule.source and rule.source.path else None
+
+
+def rule_error(rule: SigmaRule, reason: str) -> CompileError:
+    rule_id = str(rule.id) if rule.id else None
+    return CompileError(rule_source(rule), rule_id, rule.title or None, reason)
+
+
+def _rule_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    return [path]
+
+
+def _is_yaml_text(source: str) -> bool:
+    return "\n" in source or source.lstrip().startswith(("title:", "{"))
+
+
+_ID = re.compile(r"^id:\s*['\"]?([0-9A-Za-z-]+)", re.MULTILINE)
+
+
+def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[CompileError]]:
+    """One YAML document set; parse failures become errors naming the file and rule id."""
+    where = str(path) if path else None
+    try:
+        collection = SigmaCollection.from_yaml(text, collect_errors=True, collect_filters=True)
+    except (SigmaError, ValueError, TypeError) as e:  # YAML syntax errors are ValueErrors
+        found = _ID.search(text)
+        return None, [CompileError(where, found.group(1) if found else None, None, f"does not parse: {e}")]
+    errors = []
+    for rule in list(collection.rules) + list(collection.filters):
+        if path is not None:
+            rule.source = SigmaRuleLocation(path)
+        for e in rule.errors:
+            errors.append(rule_error(rule, str(e)))
+    return collection, errors
+
+
+def _source_items(sources: Sources) -> Iterable[RuleSource]:
+    if isinstance(sources, (str, Path, SigmaCollection)):
+        yield sources
+    else:
+        yield from sources
+
+
+def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
+    """Parses rule files, folders (recursive), YAML text or SigmaCollections and applies
+    the processing pipeline to a fresh copy of every rule (pipelines mutate rules)."""
+    collections: list[SigmaCollection] = []
+    errors: list[CompileError] = []
+    for item in _source_items(sources):
+        if isinstance(item, SigmaCollection):
+            collections.append(copy.deepcopy(item))
+            continue
+        if isinstance(item, str) and _is_yaml_text(item):
+            parsed, errs = _parse(item, None)
+            collections += [parsed] if parsed else []
+            errors += errs
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise FileNotFoundError(f"rule path does not exist: {path}")
+        for file in _rule_files(path):
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                errors.append(CompileError(str(file), None, None, f"cannot read: {e}"))
+                continue
+            parsed, errs = _parse(text, file)
+            collections += [parsed] if parsed else []
+            errors += errs
+    merged = SigmaCollection.merge(collections)  # applies Sigma filters across files
+    processing = resolve_pipeline(pipeline)
+    rules = []
+    for rule in merged.rules:
+        if isinstance(rule, SigmaCorrelationRule):
+            errors.append(rule_error(rule, "correlation rules are not supported"))  # type: ignore[arg-type]
+            continue
+        if rule.errors:  # already reported by _parse
+            continue
+        try:
+            if processing is not None:
+                processing.apply(rule)
+        except (SigmaError, ValueError, TypeError, KeyError) as e:
+            errors.append(rule_error(rule, f"pipeline failed: {e}"))
+            continue
+        rules.append(rule)
+    return LoadedRules(rules, errors)
+
+
+@cache
+def _registry() -> dict[str, Any]:
+    from sigma.plugins import InstalledSigmaPlugins
+
+    return dict(InstalledSigmaPlugins.autodiscover().pipelines)
+
+
+def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
+    """A pipeline object, a built-in or registry name, a YAML file, or a list of these
+    (applied in order)."""
+    if spec is None:
+        return None
+    if isinstance(spec, ProcessingPipeline):
+        return copy.deepcopy(spec)
+    if isinstance(spec, (str, Path)):
+        return _named_pipeline(spec)
+    parts = [resolve_pipeline(s) for s in spec]
+    result = ProcessingPipeline()
+    for part in parts:
+        if part is not None:
+            result = result + part
+    return result
+
+
+def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
+    from sigmarrow.pipelines import builtin_pipeline
+
+    name = str(spec)
+    builtin = builtin_pipeline(name) if isinstance(spec, str) else None
+    path = builtin or Path(name)
+    if path.suffix in RULE_SUFFIXES and path.is_file():
+        try:
+            return ProcessingPipeline.from_yaml(path.read_text(encoding="utf-8"))
+        except (SigmaError, ValueError, TypeError, KeyError) as e:
+            raise PipelineError(f"pipeline file {path}: {e}") from None
+    registry = _registry()
+    if name in registry:
+        return registry[name]()
+    known = ", ".join(sorted(registry))
+    raise PipelineError(f"unknown pipeline {name!r}: not a YAML file, and not one of: windows, {known}")

@@ -1,0 +1,299 @@
+//! Typed, zero-copy views of the Arrow columns a program reads, and the per-value facts
+//! (text, number, boolean, time) atoms test.
+
+use std::borrow::Cow;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef, BooleanArray, LargeStringArray, StringArray, StringViewArray};
+use arrow_schema::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+use crate::error::{Error, Result};
+
+/// A string column in any of Arrow's three layouts.
+#[derive(Clone, Copy)]
+pub(crate) enum StrCol<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> StrCol<'a> {
+    fn of(array: &'a dyn Array) -> Option<StrCol<'a>> {
+        match array.data_type() {
+            DataType::Utf8 => Some(StrCol::Utf8(array.as_string::<i32>())),
+            DataType::LargeUtf8 => Some(StrCol::Large(array.as_string::<i64>())),
+            DataType::Utf8View => Some(StrCol::View(array.as_string_view())),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            StrCol::Utf8(a) => a.len(),
+            StrCol::Large(a) => a.len(),
+            StrCol::View(a) => a.len(),
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrCol::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::Large(a) => a.is_valid(i).then(|| a.value(i)),
+            StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
+        }
+    }
+}
+
+/// One column as the engine reads it. Integer, float and time columns are widened once
+/// per batch so that atoms compare against one representation.
+pub(crate) enum Col<'a> {
+    /// Arrow's `Null` type: every row absent.
+    AllNull,
+    Str(StrCol<'a>),
+    /// Dictionary-encoded strings: atoms run once per dictionary value.
+    Dict { keys: Vec<Option<u32>>, values: StrCol<'a> },
+    Int(Vec<Option<i128>>),
+    Float(Vec<Option<f64>>),
+    Bool(&'a BooleanArray),
+    Time(Vec<Option<NaiveDateTime>>),
+}
+
+fn widen<T: ArrowPrimitiveType, U>(array: &dyn Array, f: impl Fn(T::Native) -> U) -> Vec<Option<U>> {
+    array.as_primitive::<T>().iter().map(|v| v.map(&f)).collect()
+}
+
+fn dict_keys<K: ArrowDictionaryKeyType>(array: &dyn Array) -> (Vec<Option<u32>>, &ArrayRef)
+where
+    K::Native: TryInto<u32>,
+{
+    let dict = array.as_dictionary::<K>();
+    let keys = dict.keys().iter().map(|k| k.and_then(|k| k.try_into().ok())).collect();
+    (keys, dict.values())
+}
+
+fn epoch_time(value: i64, unit: TimeUnit) -> Option<NaiveDateTime> {
+    let t = match unit {
+        TimeUnit::Second => DateTime::from_timestamp(value, 0),
+        TimeUnit::Millisecond => DateTime::from_timestamp_millis(value),
+        TimeUnit::Microsecond => DateTime::from_timestamp_micros(value),
+        TimeUnit::Nanosecond => Some(DateTime::from_timestamp_nanos(value)),
+    };
+    t.map(|t| t.naive_utc())
+}
+
+impl<'a> Col<'a> {
+    pub fn new(name: &str, array: &'a dyn Array) -> Result<Col<'a>> {
+        if let Some(s) = StrCol::of(array) {
+            return Ok(Col::Str(s));
+        }
+        let unsupported = || Error::UnsupportedType {
+            column: name.to_string(),
+            data_type: array.data_type().to_string(),
+        };
+        Ok(match array.data_type() {
+            DataType::Null => Col::AllNull,
+            DataType::Dictionary(key, _) => {
+                let (keys, values) = match key.as_ref() {
+                    DataType::Int8 => dict_keys::<Int8Type>(array),
+                    DataType::Int16 => dict_keys::<Int16Type>(array),
+                    DataType::Int32 => dict_keys::<Int32Type>(array),
+                    DataType::Int64 => dict_keys::<Int64Type>(array),
+                    DataType::UInt8 => dict_keys::<UInt8Type>(array),
+                    DataType::UInt16 => dict_keys::<UInt16Type>(array),
+                    DataType::UInt32 => dict_keys::<UInt32Type>(array),
+                    DataType::UInt64 => dict_keys::<UInt64Type>(array),
+                    _ => return Err(unsupported()),
+                };
+                let values = StrCol::of(values.as_ref()).ok_or_else(unsupported)?;
+                Col::Dict { keys, values }
+            }
+            DataType::Int8 => Col::Int(widen::<Int8Type, _>(array, i128::from)),
+            DataType::Int16 => Col::Int(widen::<Int16Type, _>(array, i128::from)),
+            DataType::Int32 => Col::Int(widen::<Int32Type, _>(array, i128::from)),
+            DataType::Int64 => Col::Int(widen::<Int64Type, _>(array, i128::from)),
+            DataType::UInt8 => Col::Int(widen::<UInt8Type, _>(array, i128::from)),
+            DataType::UInt16 => Col::Int(widen::<UInt16Type, _>(array, i128::from)),
+            DataType::UInt32 => Col::Int(widen::<UInt32Type, _>(array, i128::from)),
+            DataType::UInt64 => Col::Int(widen::<UInt64Type, _>(array, i128::from)),
+            DataType::Float32 => Col::Float(widen::<Float32Type, _>(array, f64::from)),
+            DataType::Float64 => Col::Float(widen::<Float64Type, _>(array, |v| v)),
+            DataType::Boolean => Col::Bool(array.as_boolean()),
+            DataType::Timestamp(unit, _) => {
+                let unit = *unit;
+                let at = |v: i64| epoch_time(v, unit);
+                Col::Time(match unit {
+                    TimeUnit::Second => widen::<TimestampSecondType, _>(array, at),
+                    TimeUnit::Millisecond => widen::<TimestampMillisecondType, _>(array, at),
+                    TimeUnit::Microsecond => widen::<TimestampMicrosecondType, _>(array, at),
+                    TimeUnit::Nanosecond => widen::<TimestampNanosecondType, _>(array, at),
+                }
+                .into_iter()
+                .map(Option::flatten)
+                .collect())
+            }
+            DataType::Date32 => Col::Time(widen::<Date32Type, _>(array, |d| {
+                epoch_time(i64::from(d) * 86_400, TimeUnit::Second)
+            }).into_iter().map(Option::flatten).collect()),
+            DataType::Date64 => Col::Time(widen::<Date64Type, _>(array, |ms| {
+                epoch_time(ms, TimeUnit::Millisecond)
+            }).into_iter().map(Option::flatten).collect()),
+            _ => return Err(unsupported()),
+        })
+    }
+
+    /// The value of row `i` as atoms see it; `None` when absent.
+    pub fn value(&self, i: usize) -> Option<Value<'a>> {
+        match self {
+            Col::AllNull => None,
+            Col::Str(s) => s.get(i).map(|s| Value::Str(s)),
+            Col::Dict { keys, values } => keys[i].and_then(|k| values.get(k as usize)).map(Value::Str),
+            Col::Int(v) => v[i].map(Value::Int),
+            Col::Float(v) => v[i].map(Value::Float),
+            Col::Bool(b) => b.is_valid(i).then(|| Value::Bool(b.value(i))),
+            Col::Time(v) => v[i].map(Value::Time),
+        }
+    }
+}
+
+/// One present event value.
+#[derive(Clone, Copy)]
+pub(crate) enum Value<'a> {
+    Str(&'a str),
+    Int(i128),
+    Float(f64),
+    Bool(bool),
+    Time(NaiveDateTime),
+}
+
+/// A number read from an event: integers stay exact.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl<'a> Value<'a> {
+    /// The text string tests see: strings, integers in decimal, booleans as `true`/`false`.
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        match *self {
+            Value::Str(s) => Some(Cow::Borrowed(s)),
+            Value::Int(i) => Some(Cow::Owned(i.to_string())),
+            Value::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+            Value::Float(_) | Value::Time(_) => None,
+        }
+    }
+
+    pub fn number(&self) -> Option<Num> {
+        match *self {
+            Value::Int(i) => Some(Num::Int(i)),
+            Value::Float(f) => Some(Num::Float(f)),
+            Value::Str(s) => parse_number(s),
+            Value::Bool(_) | Value::Time(_) => None,
+        }
+    }
+
+    pub fn time(&self) -> Option<NaiveDateTime> {
+        match *self {
+            Value::Time(t) => Some(t),
+            Value::Str(s) => parse_iso8601(s),
+            _ => None,
+        }
+    }
+}
+
+/// A decimal literal `^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$`, as docs/semantics.md says.
+pub(crate) fn parse_number(s: &str) -> Option<Num> {
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_digits = digits(&mut i);
+    let mut is_int = true;
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        is_int = false;
+        frac_digits = digits(&mut i);
+    }
+    if int_digits == 0 && frac_digits == 0 {
+        return None;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        is_int = false;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    if is_int {
+        if let Ok(v) = s.parse::<i128>() {
+            return Some(Num::Int(v));
+        }
+    }
+    s.parse::<f64>().ok().map(Num::Float)
+}
+
+/// ISO 8601 `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]][Z|±HH[:]MM]]`, converted to UTC when an
+/// offset is given.
+pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+        )
+        .expect("valid regex")
+    });
+    let c = re.captures(s)?;
+    let n = |i: usize| c.get(i).map_or(Some(0), |m| m.as_str().parse::<u32>().ok());
+    let date = NaiveDate::from_ymd_opt(c[1].parse().ok()?, n(2)?, n(3)?)?;
+    let nanos = c.get(7).map_or(Some(0), |m| {
+        let digits = m.as_str();
+        let scale = 10u32.pow(9 - digits.len() as u32);
+        digits.parse::<u32>().ok().map(|v| v * scale)
+    })?;
+    let mut t = date.and_hms_nano_opt(n(4)?, n(5)?, n(6)?, nanos)?;
+    if let Some(z) = c.get(8).map(|m| m.as_str()).filter(|z| *z != "Z") {
+        let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+        let minutes = i64::from(digits[..2].parse::<u32>().ok()? * 60 + digits[2..].parse::<u32>().ok()?);
+        let offset = chrono::Duration::minutes(if z.starts_with('-') { -minutes } else { minutes });
+        t = t.checked_sub_signed(offset)?;
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("4688"), Some(Num::Int(4688)));
+        assert_eq!(parse_number("-1.5e3"), Some(Num::Float(-1500.0)));
+        assert_eq!(parse_number(".5"), Some(Num::Float(0.5)));
+        for bad in ["", " 1", "1 ", "0x10", "1e", ".", "+", "inf", "nan", "1_000"] {
+            assert_eq!(parse_number(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn iso8601() {
+        let t = parse_iso8601("2024-03-05T23:30:00+01:00").unwrap();
+        assert_eq!(t.to_string(), "2024-03-05 22:30:00");
+        assert_eq!(parse_iso8601("2024-03-05").unwrap().to_string(), "2024-03-05 00:00:00");
+        assert!(parse_iso8601("2024-13-05").is_none());
+        assert!(parse_iso8601("yesterday").is_none());
+    }
+}

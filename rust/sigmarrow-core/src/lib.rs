@@ -1,0 +1,32 @@
+//! sigmarrow-core: Sigma rules, compiled by the Python front end into a [`Program`], matched
+//! over Apache Arrow record batches.
+//!
+//! ```
+//! use sigmarrow_core::Matcher;
+//! let program = r#"{"format": "sigmarrow.program", "version": 1, "fields": ["Image"],
+//!   "atoms": [{"op": "str", "field": 0, "anchor": "suffix", "value": "\\cloudflared.exe", "cased": false}],
+//!   "rules": [{"id": "r1", "condition": {"atom": 0}}]}"#;
+//! let matcher = Matcher::from_json(program).unwrap();
+//! # let _ = matcher;
+//! ```
+//!
+//! Design: every atom on a field lives in that field's [`table::FieldTable`]; string
+//! literals of all rules are deduplicated into one automaton per field and case mode. A
+//! batch is cut into chunks of rows; each chunk computes a bit set per atom that hit, then
+//! each rule's boolean program runs over those bit sets. The [`Matcher`] is immutable;
+//! per-thread scratch space is explicit.
+
+mod casefold;
+#[allow(clippy::all)]
+mod casefold_table;
+mod column;
+mod error;
+mod matcher;
+pub mod program;
+pub mod table;
+
+pub use casefold::fold;
+pub use error::{Error, Result};
+pub use matcher::{Hit, Matcher};
+pub use program::Program;
+pub use table::build_regex;

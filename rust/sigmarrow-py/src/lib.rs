@@ -1,0 +1,79 @@
+//! The thin Python binding of sigmarrow-core: convert arguments, release the GIL once
+//! around the whole match, convert the result and the errors.
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, UInt32Array};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3_arrow::{PyArray, PyRecordBatch};
+use sigmarrow_core::{Error, Matcher};
+
+/// Raises the `sigmarrow.errors` exception matching a core error.
+fn to_py(err: Error) -> PyErr {
+    let class = match err {
+        Error::Program(_) => "ProgramError",
+        Error::UnsupportedType { .. } => "DataError",
+    };
+    Python::attach(|py| {
+        match py.import("sigmarrow.errors").and_then(|m| m.getattr(class)) {
+            Ok(cls) => PyErr::from_value(cls.call1((err.to_string(),)).unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any())),
+            Err(e) => PyRuntimeError::new_err(format!("{err} (and sigmarrow.errors failed to import: {e})")),
+        }
+    })
+}
+
+/// A compiled matcher, built from a program's JSON text.
+#[pyclass(frozen, module = "sigmarrow._engine")]
+struct Engine {
+    inner: Matcher,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(program_json: &str) -> PyResult<Self> {
+        Ok(Engine { inner: Matcher::from_json(program_json).map_err(to_py)? })
+    }
+
+    /// Matches record batches (rows numbered across them) and returns two pyarrow arrays:
+    /// row (int64) and rule index (uint32), ordered by row then rule.
+    fn match_batches(
+        &self,
+        py: Python<'_>,
+        batches: Vec<PyRecordBatch>,
+        keyword_columns: Vec<String>,
+        threads: usize,
+    ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        let batches: Vec<_> = batches.into_iter().map(PyRecordBatch::into_inner).collect();
+        let hits = py
+            .detach(|| self.inner.match_batches(&batches, &keyword_columns, threads))
+            .map_err(to_py)?;
+        let rows = Int64Array::from_iter_values(hits.iter().map(|&(row, _)| row as i64));
+        let rules = UInt32Array::from_iter_values(hits.iter().map(|&(_, rule)| rule));
+        let rows = PyArray::from_array_ref(Arc::new(rows)).to_pyarrow(py)?.unbind();
+        let rules = PyArray::from_array_ref(Arc::new(rules)).to_pyarrow(py)?.unbind();
+        Ok((rows, rules))
+    }
+}
+
+/// The reason `pattern` does not compile as a Sigma `re` value with `flags`, or None.
+#[pyfunction]
+fn regex_error(pattern: &str, flags: &str) -> Option<String> {
+    sigmarrow_core::build_regex(pattern, flags).err()
+}
+
+/// Python's `str.casefold`, as the engine computes it.
+#[pyfunction]
+fn casefold(text: &str) -> String {
+    sigmarrow_core::fold(text)
+}
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(regex_error, m)?)?;
+    m.add_function(wrap_pyfunction!(casefold, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
