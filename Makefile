@@ -1,0 +1,27 @@
+.PHONY: help install dev test test-rust test-python lint bench
+PY ?= python
+
+help:  ## list the developer commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install:  ## install sigmarrow with the test extras (builds the Rust engine in release mode)
+	$(PY) -m pip install '.[test,spark]'
+
+dev:  ## rebuild the engine in place after a Rust change (editable install)
+	cargo build --release -p sigmarrow-py
+	cp target/release/lib_engine.so python/sigmarrow/_engine.abi3.so
+
+test: test-rust test-python  ## the whole test suite (what .ci/run runs)
+
+test-rust:  ## cargo tests of the pure-Rust core
+	cargo test --release -p sigmarrow-core
+
+test-python:  ## pytest: semantics on both engines, SigmaHQ corpus and regression, CLI, Spark
+	$(PY) -m pytest -q
+
+lint:  ## clippy and ruff
+	cargo clippy --release --all-targets -- -D warnings
+	$(PY) -m ruff check python tests benches
+
+bench:  ## the headline benchmark table on generated data
+	$(PY) -m sigmarrow bench

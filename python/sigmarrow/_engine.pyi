@@ -1,0 +1,16 @@
+"""Typed stubs of the Rust extension (rust/sigmarrow-py)."""
+
+import pyarrow as pa
+
+__version__: str
+
+class Engine:
+    """A compiled matcher built from a program's JSON text."""
+
+    def __init__(self, program_json: str) -> None: ...
+    def match_batches(
+        self, batches: list[pa.RecordBatch], keyword_columns: list[str], threads: int
+    ) -> tuple[pa.Int64Array, pa.UInt32Array]: ...
+
+def regex_error(pattern: str, flags: str) -> str | None: ...
+def casefold(text: str) -> str: ...
