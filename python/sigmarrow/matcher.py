@@ -91,9 +91,10 @@ def _batches(data: Any) -> Iterator[pa.RecordBatch]:
 class Matcher:
     """Sigma rules compiled into one program, ready to match Arrow data."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, *, prefilter: bool = True, memo: bool = True) -> None:
         self.program = program
-        self._engine = _engine.Engine(program.to_json().decode())
+        self.options = {"prefilter": prefilter, "memo": memo}
+        self._engine = _engine.Engine(program.to_json().decode(), **self.options)
         names = program.fields
         self.rules = [
             RuleInfo(
@@ -118,6 +119,12 @@ class Matcher:
     def has_keywords(self) -> bool:
         """Whether a rule has keyword (fieldless) values, which search string columns."""
         return bool(self.program.data["has_keywords"])
+
+    def with_options(self, *, prefilter: bool = True, memo: bool = True) -> Matcher:
+        """The same program on an engine with its shortcuts switched: `prefilter` runs
+        globs and regexes only on values holding one of their literals, `memo` remembers
+        the atoms of repeated values. Results are the same either way (the tests check)."""
+        return Matcher(self.program, prefilter=prefilter, memo=memo)
 
     # --- serialization: the program travels, never the YAML ---
     def to_bytes(self) -> bytes:

@@ -148,6 +148,12 @@ class RuleCompiler:
             raise Unsupported(f"regex {pattern!r} does not compile: {problem}")
         return self.builder.atom({"op": "re", "field": field, "pattern": pattern, "flags": flags})
 
+    def time(self, field: int, value: SigmaTimestampPart, cmp: str) -> Expr:
+        part = value.timestamp_part.name.lower()
+        return self.builder.atom(
+            {"op": "time", "field": field, "part": part, "cmp": cmp, "value": int(value.number)}
+        )
+
     def value(self, field: int, value: Any) -> Expr:
         atom = self.builder.atom
         if isinstance(value, SigmaExpansion):
@@ -155,8 +161,7 @@ class RuleCompiler:
         if isinstance(value, SigmaString):
             return atom(_string_atom(field, value))
         if isinstance(value, SigmaTimestampPart):
-            part = value.timestamp_part.name.lower()
-            return atom({"op": "time", "field": field, "part": part, "value": int(value.number)})
+            return self.time(field, value, "eq")
         if isinstance(value, SigmaNumber):
             return atom({"op": "num", "field": field, "cmp": "eq", "value": value.number})
         if isinstance(value, SigmaBool):
@@ -171,10 +176,11 @@ class RuleCompiler:
         if isinstance(value, SigmaCIDRExpression):
             return atom({"op": "cidr", "field": field, "network": str(value.network)})
         if isinstance(value, SigmaCompareExpression):
-            number = value.number.number
             if value.op == CompareOperators.NEQ:
-                return {"not": atom({"op": "num", "field": field, "cmp": "eq", "value": number})}
-            return atom({"op": "num", "field": field, "cmp": _CMP[value.op], "value": number})
+                return {"not": self.value(field, value.number)}
+            if isinstance(value.number, SigmaTimestampPart):  # e.g. Time|hour|gte: 22
+                return self.time(field, value.number, _CMP[value.op])
+            return atom({"op": "num", "field": field, "cmp": _CMP[value.op], "value": value.number.number})
         if isinstance(value, SigmaFieldReference):
             anchor = {(False, False): "exact", (True, False): "prefix", (False, True): "suffix"}.get(
                 (value.starts_with, value.ends_with), "contains"

@@ -18,7 +18,7 @@ Atoms (`field` is null for keyword atoms, which search the keyword columns):
 - `{"op": "num", "field", "cmp": "eq|gt|gte|lt|lte", "value": number}`
 - `{"op": "bool", "field", "value"}`, `{"op": "null", "field"}`, `{"op": "exists", "field"}`
 - `{"op": "fieldref", "field", "other", "anchor"}`
-- `{"op": "time", "field", "part": "minute|hour|day|week|month|year", "value"}`
+- `{"op": "time", "field", "part": "minute|hour|day|week|month|year", "cmp", "value"}`
 Expressions: `{"and": [Expr...]}`, `{"or": [...]}`, `{"not": Expr}`, `{"atom": AtomId}`,
 `{"const": bool}`.
 """

@@ -6,7 +6,7 @@
 //! let program = r#"{"format": "sigmarrow.program", "version": 1, "fields": ["Image"],
 //!   "atoms": [{"op": "str", "field": 0, "anchor": "suffix", "value": "\\cloudflared.exe", "cased": false}],
 //!   "rules": [{"id": "r1", "condition": {"atom": 0}}]}"#;
-//! let matcher = Matcher::from_json(program).unwrap();
+//! let matcher = Matcher::from_json(program, Default::default()).unwrap();
 //! # let _ = matcher;
 //! ```
 //!
@@ -27,6 +27,6 @@ pub mod table;
 
 pub use casefold::fold;
 pub use error::{Error, Result};
-pub use matcher::{Hit, Matcher};
+pub use matcher::{Hit, Matcher, Options};
 pub use program::Program;
 pub use table::build_regex;

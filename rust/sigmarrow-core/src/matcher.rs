@@ -1,11 +1,12 @@
-//! The compiled matcher: immutable, shared by all threads; each thread brings its own
-//! [`Scratch`].
+//! The compiled matcher: immutable and shared by all threads; each thread brings its own
+//! scratch space.
 
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use crate::casefold::fold;
-use crate::column::Col;
+use crate::column::{Col, Value};
 use crate::error::{Error, Result};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program};
 use crate::table::{FieldTable, Scratch};
@@ -14,9 +15,36 @@ use crate::table::{FieldTable, Scratch};
 /// per-atom bit sets.
 const CHUNK_ROWS: usize = 4096;
 const WORDS: usize = CHUNK_ROWS / 64;
+/// Memo bounds per field and thread: distinct values kept, and lookups after which a
+/// field whose values rarely repeat stops using its memo.
+const MEMO_ENTRIES: usize = 16_384;
+const MEMO_TRIAL: u32 = 2_048;
 
 /// A row index within the data and the index of the rule that matched it.
 pub type Hit = (u64, u32);
+
+/// Switches for the engine's shortcuts; results never depend on them (tests run both).
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Run globs and regexes only on values holding one of their trigger literals.
+    pub prefilter: bool,
+    /// Remember the atoms of repeated string values.
+    pub memo: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { prefilter: true, memo: true }
+    }
+}
+
+struct CompiledRule {
+    condition: Expr,
+    atoms: Vec<AtomId>,
+    /// True when the rule holds with every atom false (e.g. `not filter`): such a rule
+    /// is evaluated on every chunk, the others only where one of their atoms hit.
+    holds_without_atoms: bool,
+}
 
 pub struct Matcher {
     fields: Vec<String>,
@@ -24,7 +52,8 @@ pub struct Matcher {
     keyword: FieldTable,
     field_refs: Vec<(AtomId, FieldId, FieldId, Anchor)>,
     natoms: usize,
-    rules: Vec<Expr>,
+    rules: Vec<CompiledRule>,
+    options: Options,
 }
 
 /// A batch's columns bound to the program's fields.
@@ -39,47 +68,114 @@ struct Bound<'a> {
 /// Per-atom bit sets over one chunk; an atom that never hit has no set.
 struct AtomBits {
     sets: Vec<Option<Box<[u64; WORDS]>>>,
+    touched: Vec<AtomId>,
+    spare: Vec<Box<[u64; WORDS]>>,
 }
 
 impl AtomBits {
     fn set(&mut self, atom: AtomId, row: usize) {
-        let set = self.sets[atom as usize].get_or_insert_with(|| Box::new([0; WORDS]));
+        let slot = &mut self.sets[atom as usize];
+        let set = match slot {
+            Some(set) => set,
+            None => {
+                self.touched.push(atom);
+                slot.insert(self.spare.pop().unwrap_or_else(|| Box::new([0; WORDS])))
+            }
+        };
         set[row / 64] |= 1 << (row % 64);
+    }
+
+    fn get(&self, atom: AtomId) -> Option<&[u64; WORDS]> {
+        self.sets[atom as usize].as_deref()
+    }
+
+    fn clear(&mut self) {
+        for atom in self.touched.drain(..) {
+            if let Some(mut set) = self.sets[atom as usize].take() {
+                set.fill(0);
+                self.spare.push(set);
+            }
+        }
     }
 }
 
+/// The value → atoms memo of one field.
+#[derive(Default)]
+struct Memo {
+    index: FxHashMap<Box<str>, (u32, u32)>,
+    atoms: Vec<AtomId>,
+    lookups: u32,
+    found: u32,
+    off: bool,
+}
+
+/// Everything one thread reuses from chunk to chunk.
+struct ThreadScratch {
+    values: Scratch,
+    bits: AtomBits,
+    memos: Vec<Memo>,
+}
+
+fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + '_ {
+    move |a| bits.set(a, row)
+}
+
 impl Matcher {
-    pub fn new(program: &Program) -> Result<Matcher> {
+    pub fn new(program: &Program, options: Options) -> Result<Matcher> {
         let mut tables: Vec<FieldTable> = program.fields.iter().map(|_| FieldTable::default()).collect();
         let mut keyword = FieldTable::default();
         let mut field_refs = Vec::new();
+        let mut slot = 0;
         for (id, atom) in program.atoms.iter().enumerate() {
             let id = id as AtomId;
             match (atom, atom.field()) {
                 (Atom::FieldRef { field, other, anchor }, _) => field_refs.push((id, *field, *other, *anchor)),
-                (_, Some(f)) => tables[f as usize].add(id, atom)?,
-                (_, None) => keyword.add(id, atom)?,
+                (_, Some(f)) => tables[f as usize].add(id, atom, &mut slot)?,
+                (_, None) => keyword.add(id, atom, &mut slot)?,
             }
         }
-        tables.iter_mut().for_each(FieldTable::build);
-        keyword.build();
+        for table in tables.iter_mut().chain([&mut keyword]) {
+            table.build(options.prefilter);
+        }
+        let rules = program
+            .rules
+            .iter()
+            .map(|r| {
+                let mut atoms = Vec::new();
+                collect_atoms(&r.condition, &mut atoms);
+                atoms.sort_unstable();
+                atoms.dedup();
+                let none = AtomBits { sets: vec![None; program.atoms.len()], touched: vec![], spare: vec![] };
+                let holds_without_atoms = eval(&r.condition, &none, 1)[0] & 1 == 1;
+                CompiledRule { condition: r.condition.clone(), atoms, holds_without_atoms }
+            })
+            .collect();
         Ok(Matcher {
             fields: program.fields.clone(),
             tables,
             keyword,
             field_refs,
             natoms: program.atoms.len(),
-            rules: program.rules.iter().map(|r| r.condition.clone()).collect(),
+            rules,
+            options,
         })
     }
 
-    pub fn from_json(text: &str) -> Result<Matcher> {
-        Matcher::new(&Program::from_json(text)?)
+    pub fn from_json(text: &str, options: Options) -> Result<Matcher> {
+        Matcher::new(&Program::from_json(text)?, options)
     }
 
-    /// Matches `batches` (rows numbered across them in order) and returns hits ordered by
-    /// row, then rule. A field is read from the column of the same name; a field with no
-    /// column is absent. Keyword atoms search `keyword_columns`.
+    fn thread_scratch(&self) -> ThreadScratch {
+        ThreadScratch {
+            values: Scratch::default(),
+            bits: AtomBits { sets: vec![None; self.natoms], touched: vec![], spare: vec![] },
+            memos: self.fields.iter().map(|_| Memo::default()).collect(),
+        }
+    }
+
+    /// Matches `batches` (rows numbered across them in order) on `threads` threads and
+    /// returns hits ordered by row, then rule. A field is read from the column of the same
+    /// name; a field with no column is absent. Keyword atoms search `keyword_columns`.
     pub fn match_batches(&self, batches: &[RecordBatch], keyword_columns: &[String], threads: usize) -> Result<Vec<Hit>> {
         let bound: Vec<Bound> = batches.iter().map(|b| self.bind(b, keyword_columns)).collect::<Result<_>>()?;
         let mut work = Vec::new();
@@ -90,19 +186,26 @@ impl Matcher {
             }
             offset += batch.rows as u64;
         }
-        let run = |work: &[(usize, usize, usize, u64)]| -> Vec<Hit> {
+        let run = || -> Vec<Hit> {
             work.par_iter()
-                .map_init(Scratch::default, |scratch, &(b, start, end, offset)| {
-                    self.match_chunk(&bound[b], start, end, scratch)
-                        .into_iter()
-                        .map(|(row, rule)| (offset + row as u64, rule))
-                        .collect::<Vec<_>>()
-                })
+                .map_init(
+                    || self.thread_scratch(),
+                    |scratch, &(b, start, end, offset)| {
+                        let mut hits = Vec::new();
+                        self.match_chunk(&bound[b], start, end, scratch, &mut |row, rule| {
+                            hits.push((offset + row as u64, rule))
+                        });
+                        hits
+                    },
+                )
                 .flatten()
                 .collect()
         };
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::Program(e.to_string()))?;
-        Ok(pool.install(|| run(&work)))
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Program(format!("cannot start {threads} threads: {e}")))?;
+        Ok(pool.install(run))
     }
 
     fn bind<'a>(&self, batch: &'a RecordBatch, keyword_columns: &[String]) -> Result<Bound<'a>> {
@@ -115,56 +218,90 @@ impl Matcher {
         };
         let fields: Vec<Option<Col>> = self.fields.iter().map(|f| column(f)).collect::<Result<_>>()?;
         let keyword = keyword_columns.iter().filter_map(|c| column(c).transpose()).collect::<Result<_>>()?;
+        let mut scratch = Scratch::default();
         let dict_hits = fields
             .iter()
             .zip(&self.tables)
             .map(|(col, table)| match col {
-                Some(Col::Dict { values, .. }) => {
-                    let mut scratch = Scratch::default();
-                    Some((0..values.len()).map(|i| {
-                        let mut hits = Vec::new();
-                        if let Some(v) = values.get(i) {
-                            table.eval(crate::column::Value::Str(v), &mut scratch, &mut |a| hits.push(a));
-                        }
-                        hits
-                    }).collect())
-                }
+                Some(Col::Dict { values, .. }) => Some(
+                    (0..values.len())
+                        .map(|i| {
+                            let mut hits = Vec::new();
+                            if let Some(v) = values.get(i) {
+                                table.eval(Value::Str(v), &mut scratch, &mut |a| hits.push(a));
+                            }
+                            hits
+                        })
+                        .collect(),
+                ),
                 _ => None,
             })
             .collect();
         Ok(Bound { fields, keyword, dict_hits, rows: batch.num_rows() })
     }
 
-    fn match_chunk(&self, data: &Bound, start: usize, end: usize, scratch: &mut Scratch) -> Vec<(usize, u32)> {
-        let mut bits = AtomBits { sets: vec![None; self.natoms] };
-        for (f, table) in self.tables.iter().enumerate() {
-            match &data.fields[f] {
-                None => {
-                    for &a in &table.nulls {
-                        (start..end).for_each(|row| bits.set(a, row - start));
-                    }
+    /// Sets the bits of the atoms true for each row of one field's column.
+    fn eval_field(&self, f: usize, data: &Bound, start: usize, end: usize, scratch: &mut ThreadScratch) {
+        let table = &self.tables[f];
+        if table.is_empty() {
+            return;
+        }
+        let ThreadScratch { values, bits, memos } = scratch;
+        let Some(col) = &data.fields[f] else {
+            for &a in &table.nulls {
+                (0..end - start).for_each(|r| bits.set(a, r));
+            }
+            return;
+        };
+        let memo = &mut memos[f];
+        for row in start..end {
+            let r = row - start;
+            let value = col.value(row);
+            match (col, &data.dict_hits[f], value) {
+                (_, _, None) => table.nulls.iter().for_each(|&a| bits.set(a, r)),
+                (Col::Dict { keys, .. }, Some(hits), Some(_)) => {
+                    hits[keys[row].expect("valid row has a key") as usize].iter().for_each(|&a| bits.set(a, r))
                 }
-                Some(col) => {
-                    for row in start..end {
-                        let r = row - start;
-                        match (col, &data.dict_hits[f]) {
-                            (Col::Dict { keys, .. }, Some(hits)) => match keys[row].and_then(|k| hits.get(k as usize)) {
-                                Some(hits) if col.value(row).is_some() => hits.iter().for_each(|&a| bits.set(a, r)),
-                                _ => table.nulls.iter().for_each(|&a| bits.set(a, r)),
-                            },
-                            _ => match col.value(row) {
-                                Some(v) => table.eval(v, scratch, &mut |a| bits.set(a, r)),
-                                None => table.nulls.iter().for_each(|&a| bits.set(a, r)),
-                            },
+                (_, _, Some(Value::Str(s))) if self.options.memo && !memo.off => {
+                    memo.lookups += 1;
+                    let (at, len) = match memo.index.get(s) {
+                        Some(&found) => {
+                            memo.found += 1;
+                            found
                         }
+                        None => {
+                            if memo.index.len() >= MEMO_ENTRIES {
+                                memo.index.clear();
+                                memo.atoms.clear();
+                            }
+                            let at = memo.atoms.len();
+                            table.eval(Value::Str(s), values, &mut |a| memo.atoms.push(a));
+                            let entry = (at as u32, (memo.atoms.len() - at) as u32);
+                            memo.index.insert(s.into(), entry);
+                            entry
+                        }
+                    };
+                    memo.atoms[at as usize..(at + len) as usize].iter().for_each(|&a| bits.set(a, r));
+                    if memo.lookups == MEMO_TRIAL && memo.found * 4 < memo.lookups {
+                        memo.off = true;
+                        memo.index = FxHashMap::default();
+                        memo.atoms = Vec::new();
                     }
                 }
+                (_, _, Some(v)) => table.eval(v, values, &mut sets_bit(bits, r)),
             }
         }
+    }
+
+    fn match_chunk(&self, data: &Bound, start: usize, end: usize, scratch: &mut ThreadScratch, emit: &mut impl FnMut(usize, u32)) {
+        for f in 0..self.tables.len() {
+            self.eval_field(f, data, start, end, scratch);
+        }
+        let ThreadScratch { values, bits, .. } = scratch;
         for col in &data.keyword {
             for row in start..end {
                 if let Some(v) = col.value(row) {
-                    self.keyword.eval(v, scratch, &mut |a| bits.set(a, row - start));
+                    self.keyword.eval(v, values, &mut sets_bit(bits, row - start));
                 }
             }
         }
@@ -184,28 +321,40 @@ impl Matcher {
                 }
             }
         }
-        let mut hits = Vec::new();
         let rows = end - start;
-        for (rule, expr) in self.rules.iter().enumerate() {
-            let set = eval(expr, &bits, rows);
+        let mut hits = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.holds_without_atoms && rule.atoms.iter().all(|&a| bits.get(a).is_none()) {
+                continue;
+            }
+            let set = eval(&rule.condition, bits, rows);
             for (w, word) in set.iter().enumerate() {
                 let mut word = *word;
                 while word != 0 {
-                    let bit = word.trailing_zeros() as usize;
-                    hits.push((start + w * 64 + bit, rule as u32));
+                    hits.push((w * 64 + word.trailing_zeros() as usize, index as u32));
                     word &= word - 1;
                 }
             }
         }
+        bits.clear();
         hits.sort_unstable();
-        hits
+        hits.into_iter().for_each(|(r, rule)| emit(start + r, rule));
+    }
+}
+
+fn collect_atoms(expr: &Expr, out: &mut Vec<AtomId>) {
+    match expr {
+        Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| collect_atoms(x, out)),
+        Expr::Not(x) => collect_atoms(x, out),
+        Expr::Atom(a) => out.push(*a),
+        Expr::Const(_) => {}
     }
 }
 
 /// The rows of a chunk where `expr` is true; bits past `rows` are clear.
 fn eval(expr: &Expr, bits: &AtomBits, rows: usize) -> [u64; WORDS] {
     let mut out = match expr {
-        Expr::Atom(a) => bits.sets[*a as usize].as_deref().copied().unwrap_or([0; WORDS]),
+        Expr::Atom(a) => bits.get(*a).copied().unwrap_or([0; WORDS]),
         Expr::Const(b) => [if *b { u64::MAX } else { 0 }; WORDS],
         Expr::Not(x) => eval(x, bits, rows).map(|w| !w),
         Expr::And(xs) => xs.iter().fold([u64::MAX; WORDS], |mut acc, x| {

@@ -102,7 +102,7 @@ pub enum Atom {
     Null { field: FieldId },
     Exists { field: FieldId },
     FieldRef { field: FieldId, other: FieldId, anchor: Anchor },
-    Time { field: FieldId, part: TimePart, value: i64 },
+    Time { field: FieldId, part: TimePart, cmp: Cmp, value: i64 },
 }
 
 impl Atom {

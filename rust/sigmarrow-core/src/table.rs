@@ -1,35 +1,52 @@
-//! Per-field matcher tables: every atom of every rule on one field, grouped by kind, with
-//! string literals deduplicated into one Aho-Corasick automaton per case mode.
+//! Per-field matcher tables: every atom of every rule on one field, grouped by kind.
+//!
+//! String literals of all rules on a field are deduplicated into one Aho-Corasick
+//! automaton per case mode. Globs and regexes are *checks*: each has trigger literals, at
+//! least one of which every matching value contains (in case-folded form), and runs only
+//! on values where the folded automaton found a trigger. The prefilter contract: a trigger
+//! may fire for a value the check then rejects, but a value the check accepts always fires
+//! one. A check without triggers runs on every value.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use chrono::{Datelike, NaiveDateTime, Timelike};
-use regex::{Regex, RegexBuilder};
+use regex::RegexBuilder;
+use regex_automata::meta;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use crate::casefold::{fold, fold_into};
 use crate::column::{Num, Value};
 use crate::error::{Error, Result};
 use crate::program::{Anchor, Atom, AtomId, Cmp, GlobToken, Number, TimePart};
 
-/// Distinct literals of one case mode and the atoms each one serves.
+/// What a literal found in a value means.
+#[derive(Clone, Copy)]
+enum Target {
+    /// The atom holds if the literal sits as the anchor requires.
+    Atom(AtomId, Anchor),
+    /// Check number `n` of the table must run.
+    Trigger(u32),
+}
+
+/// Distinct literals of one case mode and what each one serves.
 #[derive(Default)]
 struct LiteralSet {
     patterns: Vec<String>,
     index: HashMap<String, usize>,
-    users: Vec<Vec<(AtomId, Anchor)>>,
+    targets: Vec<Vec<Target>>,
     automaton: Option<AhoCorasick>,
 }
 
 impl LiteralSet {
-    fn add(&mut self, literal: String, atom: AtomId, anchor: Anchor) {
+    fn add(&mut self, literal: String, target: Target) {
         let id = *self.index.entry(literal.clone()).or_insert_with(|| {
             self.patterns.push(literal);
-            self.users.push(Vec::new());
+            self.targets.push(Vec::new());
             self.patterns.len() - 1
         });
-        self.users[id].push((atom, anchor));
+        self.targets[id].push(target);
     }
 
     fn build(&mut self) {
@@ -41,22 +58,29 @@ impl LiteralSet {
                     .expect("literal automaton within size limits"),
             );
         }
+        self.index = HashMap::new();
     }
 
-    /// Reports every atom whose literal sits in `text` as its anchor requires.
-    fn find(&self, text: &str, hit: &mut impl FnMut(AtomId)) {
+    /// Reports every atom whose literal sits in `text` as its anchor requires, and every
+    /// check a literal triggers.
+    fn find(&self, text: &str, hit: &mut impl FnMut(AtomId), trigger: &mut impl FnMut(u32)) {
         let Some(ac) = &self.automaton else { return };
         for m in ac.find_overlapping_iter(text) {
             let (start, end) = (m.start(), m.end());
-            for &(atom, anchor) in &self.users[m.pattern().as_usize()] {
-                let ok = match anchor {
-                    Anchor::Exact => start == 0 && end == text.len(),
-                    Anchor::Prefix => start == 0,
-                    Anchor::Suffix => end == text.len(),
-                    Anchor::Contains => true,
-                };
-                if ok {
-                    hit(atom);
+            for &target in &self.targets[m.pattern().as_usize()] {
+                match target {
+                    Target::Atom(atom, anchor) => {
+                        let ok = match anchor {
+                            Anchor::Exact => start == 0 && end == text.len(),
+                            Anchor::Prefix => start == 0,
+                            Anchor::Suffix => end == text.len(),
+                            Anchor::Contains => true,
+                        };
+                        if ok {
+                            hit(atom);
+                        }
+                    }
+                    Target::Trigger(check) => trigger(check),
                 }
             }
         }
@@ -90,7 +114,7 @@ impl Network {
 }
 
 /// A regex as Sigma's `re` modifier wants it: unanchored, flags `i`, `m`, `s`.
-pub fn build_regex(pattern: &str, flags: &str) -> std::result::Result<Regex, String> {
+pub fn build_regex(pattern: &str, flags: &str) -> std::result::Result<regex::Regex, String> {
     RegexBuilder::new(pattern)
         .case_insensitive(flags.contains('i'))
         .multi_line(flags.contains('m'))
@@ -99,18 +123,59 @@ pub fn build_regex(pattern: &str, flags: &str) -> std::result::Result<Regex, Str
         .map_err(|e| e.to_string())
 }
 
-fn glob_regex(parts: &[GlobToken], cased: bool) -> Regex {
+/// Folded literals at least one of which every match of `pattern` starts with, or `None`
+/// when the regex admits no such finite set.
+fn regex_triggers(pattern: &str, flags: &str) -> Option<Vec<String>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(flags.contains('i'))
+        .multi_line(flags.contains('m'))
+        .dot_matches_new_line(flags.contains('s'))
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(1024).extract(&hir);
+    let literals = seq.literals()?;
+    let mut out: Vec<String> = Vec::new();
+    for lit in literals {
+        // A literal cut inside a character is not text: give up rather than guess.
+        let text = std::str::from_utf8(lit.as_bytes()).ok().filter(|t| !t.is_empty())?;
+        out.push(fold(text));
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+/// A glob as an anchored regex over the (folded, unless cased) value, and its longest
+/// literal part as the trigger.
+fn glob_check(parts: &[GlobToken], cased: bool) -> (String, Option<String>) {
     let mut re = String::from("(?s)^");
+    let mut longest: Option<String> = None;
     for part in parts {
         match part {
-            GlobToken::Lit(s) if cased => re.push_str(&regex::escape(s)),
-            GlobToken::Lit(s) => re.push_str(&regex::escape(&fold(s))),
+            GlobToken::Lit(s) => {
+                let folded = fold(s);
+                re.push_str(&regex::escape(if cased { s } else { &folded }));
+                if longest.as_ref().is_none_or(|l| l.len() < folded.len()) {
+                    longest = Some(folded);
+                }
+            }
             GlobToken::Many => re.push_str(".*"),
             GlobToken::One => re.push('.'),
         }
     }
     re.push('$');
-    Regex::new(&re).expect("escaped glob is a valid regex")
+    (re, longest.filter(|l| !l.is_empty()))
+}
+
+/// A glob or regex atom, run only when triggered (or always, without triggers).
+struct Check {
+    atom: AtomId,
+    regex: meta::Regex,
+    /// Runs on the folded value (folded globs) rather than the value as it is.
+    on_folded: bool,
+    /// Index of this check's cache in the thread's [`Scratch`].
+    slot: usize,
 }
 
 fn compare(value: Num, cmp: Cmp, rule: Number) -> bool {
@@ -142,10 +207,15 @@ fn time_part(t: NaiveDateTime, part: TimePart) -> i64 {
     })
 }
 
-/// Scratch space for one thread: reused for every value it evaluates.
+/// Scratch space for one thread, reused for every value it evaluates.
 #[derive(Default)]
 pub struct Scratch {
     folded: String,
+    caches: Vec<Option<meta::Cache>>,
+    /// Checks triggered for the current value, and a stamp per check to keep them unique.
+    triggered: Vec<u32>,
+    stamps: Vec<u64>,
+    stamp: u64,
 }
 
 /// Every atom on one field (or on the keyword columns).
@@ -153,31 +223,34 @@ pub struct Scratch {
 pub(crate) struct FieldTable {
     folded: LiteralSet,
     cased: LiteralSet,
-    globs: Vec<(AtomId, Regex, bool)>,
-    regexes: Vec<(AtomId, Regex)>,
+    checks: Vec<Check>,
+    untriggered: Vec<u32>,
     cidrs: Vec<(AtomId, Network)>,
     numbers: Vec<(AtomId, Cmp, Number)>,
     booleans: Vec<(AtomId, bool)>,
-    times: Vec<(AtomId, TimePart, i64)>,
+    times: Vec<(AtomId, TimePart, Cmp, i64)>,
     pub nulls: Vec<AtomId>,
     pub exists: Vec<AtomId>,
+    needs_text: bool,
 }
 
 impl FieldTable {
-    pub fn add(&mut self, id: AtomId, atom: &Atom) -> Result<()> {
+    /// Adds one atom; `slot` numbers regex caches across all tables.
+    pub fn add(&mut self, id: AtomId, atom: &Atom, slot: &mut usize) -> Result<()> {
         match atom {
             // An empty literal sits everywhere; a glob states that without a special case.
             Atom::Str { value, anchor, cased, .. } if value.is_empty() => {
                 let parts = if *anchor == Anchor::Exact { vec![] } else { vec![GlobToken::Many] };
-                self.globs.push((id, glob_regex(&parts, *cased), *cased));
+                self.add_glob(id, &parts, *cased, slot)?;
             }
-            Atom::Str { value, anchor, cased: true, .. } => self.cased.add(value.clone(), id, *anchor),
-            Atom::Str { value, anchor, cased: false, .. } => self.folded.add(fold(value), id, *anchor),
-            Atom::Glob { parts, cased, .. } => self.globs.push((id, glob_regex(parts, *cased), *cased)),
+            Atom::Str { value, anchor, cased: true, .. } => self.cased.add(value.clone(), Target::Atom(id, *anchor)),
+            Atom::Str { value, anchor, cased: false, .. } => self.folded.add(fold(value), Target::Atom(id, *anchor)),
+            Atom::Glob { parts, cased, .. } => self.add_glob(id, parts, *cased, slot)?,
             Atom::Re { pattern, flags, .. } => {
                 let re = build_regex(pattern, flags)
                     .map_err(|e| Error::Program(format!("atom {id}: regex {pattern:?}: {e}")))?;
-                self.regexes.push((id, re));
+                let triggers = regex_triggers(pattern, flags).unwrap_or_default();
+                self.add_check(id, re.as_str(), flags, false, triggers, slot)?;
             }
             Atom::Cidr { network, .. } => {
                 let net = Network::parse(network)
@@ -186,7 +259,7 @@ impl FieldTable {
             }
             Atom::Num { cmp, value, .. } => self.numbers.push((id, *cmp, *value)),
             Atom::Bool { value, .. } => self.booleans.push((id, *value)),
-            Atom::Time { part, value, .. } => self.times.push((id, *part, *value)),
+            Atom::Time { part, cmp, value, .. } => self.times.push((id, *part, *cmp, *value)),
             Atom::Null { .. } => self.nulls.push(id),
             Atom::Exists { .. } => self.exists.push(id),
             Atom::FieldRef { .. } => unreachable!("field references are evaluated across columns"),
@@ -194,21 +267,58 @@ impl FieldTable {
         Ok(())
     }
 
-    pub fn build(&mut self) {
+    fn add_glob(&mut self, id: AtomId, parts: &[GlobToken], cased: bool, slot: &mut usize) -> Result<()> {
+        let (pattern, trigger) = glob_check(parts, cased);
+        self.add_check(id, &pattern, "", !cased, trigger.into_iter().collect(), slot)
+    }
+
+    fn add_check(&mut self, atom: AtomId, pattern: &str, flags: &str, on_folded: bool, triggers: Vec<String>, slot: &mut usize) -> Result<()> {
+        let syntax = regex_automata::util::syntax::Config::new()
+            .case_insensitive(flags.contains('i'))
+            .multi_line(flags.contains('m'))
+            .dot_matches_new_line(flags.contains('s'));
+        let regex = meta::Regex::builder()
+            .syntax(syntax)
+            .build(pattern)
+            .map_err(|e| Error::Program(format!("atom {atom}: regex {pattern:?}: {e}")))?;
+        let n = self.checks.len() as u32;
+        if triggers.is_empty() {
+            self.untriggered.push(n);
+        }
+        for t in triggers {
+            self.folded.add(t, Target::Trigger(n));
+        }
+        self.checks.push(Check { atom, regex, on_folded, slot: *slot });
+        *slot += 1;
+        Ok(())
+    }
+
+    /// Whether no atom reads this field's values (it may still serve field references).
+    pub fn is_empty(&self) -> bool {
+        !self.needs_text && self.numbers.is_empty() && self.times.is_empty() && self.nulls.is_empty() && self.exists.is_empty()
+    }
+
+    /// Builds the automata; without `prefilter`, every check runs on every value.
+    pub fn build(&mut self, prefilter: bool) {
+        if !prefilter {
+            self.untriggered = (0..self.checks.len() as u32).collect();
+            for targets in &mut self.folded.targets {
+                targets.retain(|t| matches!(t, Target::Atom(..)));
+            }
+        }
         self.folded.build();
         self.cased.build();
+        self.needs_text = self.folded.automaton.is_some()
+            || self.cased.automaton.is_some()
+            || !self.checks.is_empty()
+            || !self.cidrs.is_empty()
+            || !self.booleans.is_empty();
     }
 
     /// Reports the atoms true for a present value.
     pub fn eval(&self, value: Value, scratch: &mut Scratch, hit: &mut impl FnMut(AtomId)) {
         self.exists.iter().for_each(|&a| hit(a));
-        let needs_text = self.folded.automaton.is_some()
-            || self.cased.automaton.is_some()
-            || !self.globs.is_empty()
-            || !self.regexes.is_empty()
-            || !self.cidrs.is_empty()
-            || !self.booleans.is_empty();
-        if needs_text {
+        if self.needs_text {
             if let Some(text) = value.text() {
                 self.eval_text(&text, matches!(value, Value::Str(_)), scratch, hit);
             }
@@ -229,8 +339,8 @@ impl FieldTable {
         }
         if !self.times.is_empty() {
             if let Some(t) = value.time() {
-                for &(a, part, v) in &self.times {
-                    if time_part(t, part) == v {
+                for &(a, part, cmp, v) in &self.times {
+                    if compare(Num::Int(time_part(t, part).into()), cmp, Number::Int(v)) {
                         hit(a);
                     }
                 }
@@ -240,19 +350,34 @@ impl FieldTable {
 
     /// String tests; `is_string` tells a real string from a number or boolean seen as text.
     fn eval_text(&self, text: &str, is_string: bool, scratch: &mut Scratch, hit: &mut impl FnMut(AtomId)) {
-        scratch.folded.clear();
-        fold_into(text, &mut scratch.folded);
-        let folded = scratch.folded.as_str();
-        self.folded.find(folded, hit);
-        self.cased.find(text, hit);
-        for (a, re, cased) in &self.globs {
-            if re.is_match(if *cased { text } else { folded }) {
-                hit(*a);
-            }
+        // Taken out of the scratch so that the caches beside it stay usable.
+        let mut folded = std::mem::take(&mut scratch.folded);
+        folded.clear();
+        fold_into(text, &mut folded);
+        scratch.stamp += 1;
+        if scratch.stamps.len() < self.checks.len() {
+            scratch.stamps.resize(self.checks.len(), 0);
         }
-        for (a, re) in &self.regexes {
-            if re.is_match(text) {
-                hit(*a);
+        scratch.triggered.clear();
+        let (stamps, stamp, triggered) = (&mut scratch.stamps, scratch.stamp, &mut scratch.triggered);
+        let mut trigger = |c: u32| {
+            if stamps[c as usize] != stamp {
+                stamps[c as usize] = stamp;
+                triggered.push(c);
+            }
+        };
+        self.folded.find(&folded, hit, &mut trigger);
+        self.cased.find(text, hit, &mut |_| {});
+        for i in 0..scratch.triggered.len() + self.untriggered.len() {
+            let c = scratch.triggered.get(i).copied().unwrap_or_else(|| self.untriggered[i - scratch.triggered.len()]);
+            let check = &self.checks[c as usize];
+            if scratch.caches.len() <= check.slot {
+                scratch.caches.resize_with(check.slot + 1, || None);
+            }
+            let cache = scratch.caches[check.slot].get_or_insert_with(|| check.regex.create_cache());
+            let haystack = if check.on_folded { folded.as_str() } else { text };
+            if check.regex.search_with(cache, &regex_automata::Input::new(haystack)).is_some() {
+                hit(check.atom);
             }
         }
         if !self.cidrs.is_empty() {
@@ -261,13 +386,14 @@ impl FieldTable {
             }
         }
         if is_string && !self.booleans.is_empty() {
-            let b = match folded {
+            let b = match folded.as_str() {
                 "true" => Some(true),
                 "false" => Some(false),
                 _ => None,
             };
             self.booleans.iter().filter(|(_, v)| Some(*v) == b).for_each(|&(a, _)| hit(a));
         }
+        scratch.folded = folded;
     }
 }
 
@@ -283,5 +409,20 @@ mod tests {
         assert!(!n.contains("::1".parse().unwrap()));
         let all = Network::parse("::/0").unwrap();
         assert!(all.contains("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn regex_triggers_are_folded_prefixes() {
+        assert_eq!(regex_triggers("(?i)ABC\\d+", "").unwrap(), vec!["abc"]);
+        assert_eq!(regex_triggers("Foo|bar", "").unwrap(), vec!["bar", "foo"]);
+        assert!(regex_triggers(".*x", "").is_none());
+        assert!(regex_triggers("a?b", "").unwrap().contains(&"b".to_string()));
+    }
+
+    #[test]
+    fn glob_trigger_is_longest_literal() {
+        let parts = [GlobToken::Lit("AB".into()), GlobToken::Many, GlobToken::Lit("CdEf".into())];
+        assert_eq!(glob_check(&parts, false).1.as_deref(), Some("cdef"));
+        assert_eq!(glob_check(&[GlobToken::Many], false).1, None);
     }
 }

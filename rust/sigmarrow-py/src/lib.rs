@@ -7,7 +7,7 @@ use arrow_array::{Int64Array, UInt32Array};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3_arrow::{PyArray, PyRecordBatch};
-use sigmarrow_core::{Error, Matcher};
+use sigmarrow_core::{Error, Matcher, Options};
 
 /// Raises the `sigmarrow.errors` exception matching a core error.
 fn to_py(err: Error) -> PyErr {
@@ -31,9 +31,12 @@ struct Engine {
 
 #[pymethods]
 impl Engine {
+    /// `prefilter` and `memo` switch the engine's shortcuts (results never change).
     #[new]
-    fn new(program_json: &str) -> PyResult<Self> {
-        Ok(Engine { inner: Matcher::from_json(program_json).map_err(to_py)? })
+    #[pyo3(signature = (program_json, *, prefilter = true, memo = true))]
+    fn new(program_json: &str, prefilter: bool, memo: bool) -> PyResult<Self> {
+        let options = Options { prefilter, memo };
+        Ok(Engine { inner: Matcher::from_json(program_json, options).map_err(to_py)? })
     }
 
     /// Matches record batches (rows numbered across them) and returns two pyarrow arrays:
