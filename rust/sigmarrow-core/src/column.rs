@@ -252,7 +252,7 @@ pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(
-            r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+            r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?)?$",
         )
         .expect("valid regex")
     });
@@ -260,7 +260,7 @@ pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
     let n = |i: usize| c.get(i).map_or(Some(0), |m| m.as_str().parse::<u32>().ok());
     let date = NaiveDate::from_ymd_opt(c[1].parse().ok()?, n(2)?, n(3)?)?;
     let nanos = c.get(7).map_or(Some(0), |m| {
-        let digits = m.as_str();
+        let digits = &m.as_str()[..m.len().min(9)]; // nanoseconds: further digits dropped
         let scale = 10u32.pow(9 - digits.len() as u32);
         digits.parse::<u32>().ok().map(|v| v * scale)
     })?;

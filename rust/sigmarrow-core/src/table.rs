@@ -123,8 +123,8 @@ pub fn build_regex(pattern: &str, flags: &str) -> std::result::Result<regex::Reg
         .map_err(|e| e.to_string())
 }
 
-/// Folded literals at least one of which every match of `pattern` starts with, or `None`
-/// when the regex admits no such finite set.
+/// Folded literals at least one of which every match of `pattern` contains (its prefixes,
+/// else its suffixes), or `None` when the regex admits no such finite set.
 fn regex_triggers(pattern: &str, flags: &str) -> Option<Vec<String>> {
     let hir = regex_syntax::ParserBuilder::new()
         .case_insensitive(flags.contains('i'))
@@ -133,17 +133,19 @@ fn regex_triggers(pattern: &str, flags: &str) -> Option<Vec<String>> {
         .build()
         .parse(pattern)
         .ok()?;
-    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(1024).extract(&hir);
-    let literals = seq.literals()?;
-    let mut out: Vec<String> = Vec::new();
-    for lit in literals {
-        // A literal cut inside a character is not text: give up rather than guess.
-        let text = std::str::from_utf8(lit.as_bytes()).ok().filter(|t| !t.is_empty())?;
-        out.push(fold(text));
-    }
-    out.sort();
-    out.dedup();
-    Some(out)
+    let usable = |kind: ExtractKind| -> Option<Vec<String>> {
+        let seq = Extractor::new().kind(kind).limit_total(1024).extract(&hir);
+        let mut out = Vec::new();
+        for lit in seq.literals()? {
+            // A literal cut inside a character is not text: give up rather than guess.
+            let text = std::str::from_utf8(lit.as_bytes()).ok().filter(|t| !t.is_empty())?;
+            out.push(fold(text));
+        }
+        out.sort();
+        out.dedup();
+        Some(out)
+    };
+    usable(ExtractKind::Prefix).or_else(|| usable(ExtractKind::Suffix))
 }
 
 /// A glob as an anchored regex over the (folded, unless cased) value, and its longest
@@ -415,7 +417,8 @@ mod tests {
     fn regex_triggers_are_folded_prefixes() {
         assert_eq!(regex_triggers("(?i)ABC\\d+", "").unwrap(), vec!["abc"]);
         assert_eq!(regex_triggers("Foo|bar", "").unwrap(), vec!["bar", "foo"]);
-        assert!(regex_triggers(".*x", "").is_none());
+        assert_eq!(regex_triggers(".*x", "").unwrap(), vec!["x"]);
+        assert!(regex_triggers(".*x.*", "").is_none());
         assert!(regex_triggers("a?b", "").unwrap().contains(&"b".to_string()));
     }
 
