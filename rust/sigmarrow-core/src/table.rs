@@ -14,7 +14,6 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use regex::RegexBuilder;
 use regex_automata::meta;
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use crate::casefold::{fold, fold_into};
 use crate::column::{Num, Value};
@@ -123,8 +122,8 @@ pub fn build_regex(pattern: &str, flags: &str) -> std::result::Result<regex::Reg
         .map_err(|e| e.to_string())
 }
 
-/// Folded literals at least one of which every match of `pattern` contains (its prefixes,
-/// else its suffixes), or `None` when the regex admits no such finite set.
+/// Folded literals at least one of which every match of `pattern` contains, or `None`
+/// when the regex admits no such finite set.
 fn regex_triggers(pattern: &str, flags: &str) -> Option<Vec<String>> {
     let hir = regex_syntax::ParserBuilder::new()
         .case_insensitive(flags.contains('i'))
@@ -133,19 +132,115 @@ fn regex_triggers(pattern: &str, flags: &str) -> Option<Vec<String>> {
         .build()
         .parse(pattern)
         .ok()?;
-    let usable = |kind: ExtractKind| -> Option<Vec<String>> {
-        let seq = Extractor::new().kind(kind).limit_total(1024).extract(&hir);
-        let mut out = Vec::new();
-        for lit in seq.literals()? {
-            // A literal cut inside a character is not text: give up rather than guess.
-            let text = std::str::from_utf8(lit.as_bytes()).ok().filter(|t| !t.is_empty())?;
-            out.push(fold(text));
+    let mut literals = piece(&hir).cover()?.0;
+    literals.sort();
+    literals.dedup();
+    Some(literals)
+}
+
+/// Folded literals at least one of which a match holds, and a cost that prefers few, long
+/// literals.
+type Cover = (Vec<String>, f64);
+
+fn cover_of(literals: Vec<String>) -> Option<Cover> {
+    if literals.iter().any(String::is_empty) {
+        return None;
+    }
+    let cost = literals.iter().map(|l| 1.0 / (l.chars().count() as f64).powi(3)).sum();
+    Some((literals, cost))
+}
+
+/// What part of a regex tells about the literals of its matches.
+enum Piece {
+    /// The part matches exactly one of these folded strings.
+    Exact(Vec<String>),
+    /// Every match of the part holds one of these literals (or no such set is known).
+    Holds(Option<Cover>),
+}
+
+/// Cross products of adjacent exact parts grow no larger than this; a class of more
+/// distinct characters than `MAX_CLASS` (e.g. `\s`) only holds one of them, so it ends
+/// a run rather than multiplying it.
+const MAX_EXACT: usize = 64;
+const MAX_CLASS: usize = 8;
+
+impl Piece {
+    fn cover(self) -> Option<Cover> {
+        match self {
+            Piece::Exact(set) => cover_of(set),
+            Piece::Holds(cover) => cover,
         }
-        out.sort();
-        out.dedup();
-        Some(out)
-    };
-    usable(ExtractKind::Prefix).or_else(|| usable(ExtractKind::Suffix))
+    }
+}
+
+fn piece(hir: &regex_syntax::hir::Hir) -> Piece {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => Piece::Exact(vec![String::new()]),
+        HirKind::Literal(lit) => match std::str::from_utf8(&lit.0) {
+            Ok(text) => Piece::Exact(vec![fold(text)]),
+            Err(_) => Piece::Holds(None),
+        },
+        HirKind::Class(Class::Unicode(class)) => {
+            let size: u32 = class.ranges().iter().map(|r| u32::from(r.end()) - u32::from(r.start()) + 1).sum();
+            if size as usize > MAX_EXACT {
+                return Piece::Holds(None);
+            }
+            // A small class: the folded characters it matches.
+            let mut set: Vec<String> =
+                class.ranges().iter().flat_map(|r| r.start()..=r.end()).map(|c| fold(c.encode_utf8(&mut [0; 4]))).collect();
+            set.sort();
+            set.dedup();
+            if set.len() > MAX_CLASS { Piece::Holds(cover_of(set)) } else { Piece::Exact(set) }
+        }
+        HirKind::Class(Class::Bytes(_)) => Piece::Holds(None),
+        HirKind::Capture(c) => piece(&c.sub),
+        HirKind::Repetition(r) if r.min == 1 && r.max == Some(1) => piece(&r.sub),
+        HirKind::Repetition(r) if r.min >= 1 => Piece::Holds(piece(&r.sub).cover()),
+        HirKind::Repetition(_) => Piece::Holds(None),
+        HirKind::Alternation(xs) => {
+            let mut all = (Vec::new(), 0.0);
+            for x in xs {
+                match piece(x).cover() {
+                    Some((lits, cost)) => {
+                        all.0.extend(lits);
+                        all.1 += cost;
+                    }
+                    None => return Piece::Holds(None),
+                }
+            }
+            Piece::Holds(Some(all))
+        }
+        HirKind::Concat(xs) => {
+            // Adjacent exact parts join into runs (cross products); the best cover of any
+            // run or other part covers the whole.
+            let mut best: Option<Cover> = None;
+            let mut consider = |c: Option<Cover>| {
+                if let Some(c) = c {
+                    if best.as_ref().is_none_or(|b| c.1 < b.1) {
+                        best = Some(c);
+                    }
+                }
+            };
+            let mut run: Vec<String> = vec![String::new()];
+            for x in xs {
+                match piece(x) {
+                    Piece::Exact(set) if run.len() * set.len() <= MAX_EXACT => {
+                        run = run.iter().flat_map(|a| set.iter().map(move |b| format!("{a}{b}"))).collect();
+                    }
+                    Piece::Exact(set) => {
+                        consider(cover_of(std::mem::replace(&mut run, set)));
+                    }
+                    Piece::Holds(c) => {
+                        consider(cover_of(std::mem::replace(&mut run, vec![String::new()])));
+                        consider(c);
+                    }
+                }
+            }
+            consider(cover_of(run));
+            Piece::Holds(best)
+        }
+    }
 }
 
 /// A glob as an anchored regex over the (folded, unless cased) value, and its longest
@@ -225,6 +320,7 @@ pub struct Scratch {
 pub(crate) struct FieldTable {
     folded: LiteralSet,
     cased: LiteralSet,
+    empties: Vec<(AtomId, Anchor)>,
     checks: Vec<Check>,
     untriggered: Vec<u32>,
     cidrs: Vec<(AtomId, Network)>,
@@ -240,11 +336,9 @@ impl FieldTable {
     /// Adds one atom; `slot` numbers regex caches across all tables.
     pub fn add(&mut self, id: AtomId, atom: &Atom, slot: &mut usize) -> Result<()> {
         match atom {
-            // An empty literal sits everywhere; a glob states that without a special case.
-            Atom::Str { value, anchor, cased, .. } if value.is_empty() => {
-                let parts = if *anchor == Anchor::Exact { vec![] } else { vec![GlobToken::Many] };
-                self.add_glob(id, &parts, *cased, slot)?;
-            }
+            // The automaton cannot hold an empty literal: it sits in every value, and is the
+            // whole of an empty one.
+            Atom::Str { value, anchor, .. } if value.is_empty() => self.empties.push((id, *anchor)),
             Atom::Str { value, anchor, cased: true, .. } => self.cased.add(value.clone(), Target::Atom(id, *anchor)),
             Atom::Str { value, anchor, cased: false, .. } => self.folded.add(fold(value), Target::Atom(id, *anchor)),
             Atom::Glob { parts, cased, .. } => self.add_glob(id, parts, *cased, slot)?,
@@ -312,6 +406,7 @@ impl FieldTable {
         self.cased.build();
         self.needs_text = self.folded.automaton.is_some()
             || self.cased.automaton.is_some()
+            || !self.empties.is_empty()
             || !self.checks.is_empty()
             || !self.cidrs.is_empty()
             || !self.booleans.is_empty();
@@ -370,6 +465,11 @@ impl FieldTable {
         };
         self.folded.find(&folded, hit, &mut trigger);
         self.cased.find(text, hit, &mut |_| {});
+        for &(a, anchor) in &self.empties {
+            if anchor != Anchor::Exact || text.is_empty() {
+                hit(a);
+            }
+        }
         for i in 0..scratch.triggered.len() + self.untriggered.len() {
             let c = scratch.triggered.get(i).copied().unwrap_or_else(|| self.untriggered[i - scratch.triggered.len()]);
             let check = &self.checks[c as usize];
@@ -414,12 +514,16 @@ mod tests {
     }
 
     #[test]
-    fn regex_triggers_are_folded_prefixes() {
+    fn regex_triggers_are_folded_inner_literals() {
         assert_eq!(regex_triggers("(?i)ABC\\d+", "").unwrap(), vec!["abc"]);
         assert_eq!(regex_triggers("Foo|bar", "").unwrap(), vec!["bar", "foo"]);
         assert_eq!(regex_triggers(".*x", "").unwrap(), vec!["x"]);
-        assert!(regex_triggers(".*x.*", "").is_none());
-        assert!(regex_triggers("a?b", "").unwrap().contains(&"b".to_string()));
+        assert_eq!(regex_triggers("\\s-[FTd]\\s", "").unwrap(), vec!["-d", "-f", "-t"]);
+        assert_eq!(regex_triggers("a?bcd", "").unwrap(), vec!["bcd"]);
+        assert_eq!(regex_triggers("x(?:ab|cd)+", "").unwrap(), vec!["ab", "cd"]);
+        assert_eq!(regex_triggers("stra(?i)SSe", "").unwrap(), vec!["strasse"]);
+        assert!(regex_triggers(".*", "").is_none());
+        assert!(regex_triggers("a?", "").is_none());
     }
 
     #[test]

@@ -1,0 +1,100 @@
+"""Shared test helpers: events as Arrow tables, and the engines the semantics cases run on.
+
+`engine` is a fixture parametrized over "reference" (sigmarrow.reference, pure Python) and
+"engine" (sigmarrow.compile + the Rust extension). Both take the same arguments and return
+(row, rule_id) pairs, so one assertion covers both. The engine side is skipped, with the
+reason, while the extension cannot be imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pytest
+from sigma.collection import SigmaCollection
+
+
+def events_to_table(
+    events: Sequence[Mapping[str, Any]], types: Mapping[str, pa.DataType] | None = None
+) -> pa.Table:
+    """One row per event, one column per key (first appearance order).
+
+    `types` pins a column's Arrow type; other columns are inferred by pyarrow. A column named
+    in `types` that no event has is added with nulls only (present in the schema, absent in
+    every row).
+    """
+    types = dict(types or {})
+    names = list(dict.fromkeys([*(key for event in events for key in event), *types]))
+    if not names:
+        raise ValueError("a case needs at least one column (a table without columns has no rows)")
+    return pa.table(
+        {name: pa.array([event.get(name) for event in events], type=types.get(name)) for name in names}
+    )
+
+
+class Engine(Protocol):
+    def __call__(
+        self,
+        rule_yaml: str,
+        events: Sequence[Mapping[str, Any]],
+        keyword_columns: Sequence[str] | None = None,
+        types: Mapping[str, pa.DataType] | None = None,
+    ) -> list[tuple[int, str]]: ...
+
+
+def run_reference(
+    rule_yaml: str,
+    events: Sequence[Mapping[str, Any]],
+    keyword_columns: Sequence[str] | None = None,
+    types: Mapping[str, pa.DataType] | None = None,
+) -> list[tuple[int, str]]:
+    """The reference sees the Python values; `types` only matters to Arrow."""
+    from sigmarrow import reference
+
+    return reference.match(SigmaCollection.from_yaml(rule_yaml), events, keyword_columns)
+
+
+def load_engine() -> tuple[ModuleType | None, str]:
+    """(sigmarrow, "") when the compiled engine is usable, else (None, why not)."""
+    try:
+        import sigmarrow
+        import sigmarrow._engine  # noqa: F401
+    except ImportError as exc:
+        return None, f"sigmarrow engine not importable yet: {exc}"
+    if not callable(getattr(sigmarrow, "compile", None)):
+        return None, "sigmarrow.compile does not exist yet"
+    return sigmarrow, ""
+
+
+def run_engine(
+    rule_yaml: str,
+    events: Sequence[Mapping[str, Any]],
+    keyword_columns: Sequence[str] | None = None,
+    types: Mapping[str, pa.DataType] | None = None,
+) -> list[tuple[int, str]]:
+    sigmarrow, reason = load_engine()
+    if sigmarrow is None:
+        pytest.skip(reason)
+    matcher = sigmarrow.compile(rule_yaml)
+    assert not matcher.errors, f"the engine refused the rule: {matcher.errors}"
+    hits = matcher.match(events_to_table(events, types), keyword_columns=keyword_columns)
+    return list(zip(hits.column("row").to_pylist(), hits.column("rule_id").to_pylist()))
+
+
+ENGINES: dict[str, Callable[..., list[tuple[int, str]]]] = {
+    "reference": run_reference,
+    "engine": run_engine,
+}
+
+
+@pytest.fixture(params=list(ENGINES))
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Runs a rule over events on one engine: (rule_yaml, events, keyword_columns, types)."""
+    if request.param == "engine":
+        sigmarrow, reason = load_engine()
+        if sigmarrow is None:
+            pytest.skip(reason)
+    return ENGINES[request.param]  # type: ignore[return-value]
