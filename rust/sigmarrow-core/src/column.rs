@@ -51,6 +51,9 @@ impl<'a> StrCol<'a> {
 pub(crate) enum Col<'a> {
     /// Arrow's `Null` type: every row absent.
     AllNull,
+    /// A column of a type no atom can read, bound to a field that is only tested for
+    /// presence (`null`, `exists`).
+    Present(&'a dyn Array),
     Str(StrCol<'a>),
     /// Dictionary-encoded strings: atoms run once per dictionary value.
     Dict { keys: Vec<Option<u32>>, values: StrCol<'a> },
@@ -147,6 +150,7 @@ impl<'a> Col<'a> {
     pub fn value(&self, i: usize) -> Option<Value<'a>> {
         match self {
             Col::AllNull => None,
+            Col::Present(a) => a.is_valid(i).then_some(Value::Opaque),
             Col::Str(s) => s.get(i).map(|s| Value::Str(s)),
             Col::Dict { keys, values } => keys[i].and_then(|k| values.get(k as usize)).map(Value::Str),
             Col::Int(v) => v[i].map(Value::Int),
@@ -165,6 +169,8 @@ pub(crate) enum Value<'a> {
     Float(f64),
     Bool(bool),
     Time(NaiveDateTime),
+    /// A present value of a type only presence tests read.
+    Opaque,
 }
 
 /// A number read from an event: integers stay exact.
@@ -181,7 +187,7 @@ impl<'a> Value<'a> {
             Value::Str(s) => Some(Cow::Borrowed(s)),
             Value::Int(i) => Some(Cow::Owned(i.to_string())),
             Value::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
-            Value::Float(_) | Value::Time(_) => None,
+            Value::Float(_) | Value::Time(_) | Value::Opaque => None,
         }
     }
 
@@ -190,7 +196,7 @@ impl<'a> Value<'a> {
             Value::Int(i) => Some(Num::Int(i)),
             Value::Float(f) => Some(Num::Float(f)),
             Value::Str(s) => parse_number(s),
-            Value::Bool(_) | Value::Time(_) => None,
+            Value::Bool(_) | Value::Time(_) | Value::Opaque => None,
         }
     }
 

@@ -208,6 +208,11 @@ impl Matcher {
         Ok(pool.install(run))
     }
 
+    fn reads_values(&self, f: usize) -> bool {
+        let f = f as FieldId;
+        self.tables[f as usize].reads_values() || self.field_refs.iter().any(|&(_, a, b, _)| a == f || b == f)
+    }
+
     fn bind<'a>(&self, batch: &'a RecordBatch, keyword_columns: &[String]) -> Result<Bound<'a>> {
         let schema = batch.schema();
         let column = |name: &str| -> Result<Option<Col<'a>>> {
@@ -216,7 +221,18 @@ impl Matcher {
                 Err(_) => Ok(None),
             }
         };
-        let fields: Vec<Option<Col>> = self.fields.iter().map(|f| column(f)).collect::<Result<_>>()?;
+        let fields: Vec<Option<Col>> = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(f, name)| match column(name) {
+                // Presence tests read any type.
+                Err(Error::UnsupportedType { .. }) if !self.reads_values(f) => {
+                    Ok(Some(Col::Present(batch.column(schema.index_of(name).expect("found")).as_ref())))
+                }
+                other => other,
+            })
+            .collect::<Result<_>>()?;
         let keyword = keyword_columns.iter().filter_map(|c| column(c).transpose()).collect::<Result<_>>()?;
         let mut scratch = Scratch::default();
         let dict_hits = fields

@@ -389,6 +389,11 @@ impl FieldTable {
         Ok(())
     }
 
+    /// Whether an atom reads this field's values, not only their presence.
+    pub fn reads_values(&self) -> bool {
+        self.needs_text || !self.numbers.is_empty() || !self.times.is_empty()
+    }
+
     /// Whether no atom reads this field's values (it may still serve field references).
     pub fn is_empty(&self) -> bool {
         !self.needs_text && self.numbers.is_empty() && self.times.is_empty() && self.nulls.is_empty() && self.exists.is_empty()

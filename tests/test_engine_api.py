@@ -1,0 +1,112 @@
+"""The Python API around the engine: errors, column types, serialization, inputs."""
+
+import pickle
+
+import pyarrow as pa
+import pytest
+
+import sigmarrow
+
+RULE = r"""
+title: Whoami
+id: 11111111-0000-0000-0000-000000000001
+logsource: {category: process_creation, product: windows}
+detection:
+  sel:
+    Image|endswith: '\whoami.exe'
+  condition: sel
+"""
+PRESENCE = """
+title: Presence
+id: 11111111-0000-0000-0000-000000000002
+logsource: {category: test}
+detection:
+  has_process:
+    process|exists: true
+  no_tags:
+    tags: null
+  condition: has_process and no_tags
+"""
+EVENTS = pa.table({"Image": [r"C:\Windows\System32\WHOAMI.EXE", r"C:\x\cmd.exe", None]})
+
+
+def test_unsupported_column_type_is_one_clear_error():
+    m = sigmarrow.compile(RULE)
+    data = pa.table({"Image": pa.array([[1, 2], [3]], pa.list_(pa.int64()))})
+    with pytest.raises(sigmarrow.DataError, match=r'(?i)"Image".*list'):
+        m.match(data)
+
+
+def test_presence_tests_read_any_column_type():
+    m = sigmarrow.compile(PRESENCE)
+    data = pa.table(
+        {
+            "process": pa.array([{"pid": 1}, None, {"pid": 3}]),
+            "tags": pa.array([None, None, ["a"]], pa.list_(pa.string())),
+        }
+    )
+    assert m.match(data)["row"].to_pylist() == [0]
+
+
+def test_program_round_trips_through_bytes_files_and_pickle(tmp_path):
+    m = sigmarrow.compile(RULE)
+    expected = m.match(EVENTS)
+    m.save(tmp_path / "rules.sigmarrow")
+    for again in (
+        sigmarrow.Matcher.load(tmp_path / "rules.sigmarrow"),
+        sigmarrow.Matcher.from_bytes(m.to_bytes()),
+        pickle.loads(pickle.dumps(m)),
+    ):
+        assert again.match(EVENTS).equals(expected)
+        assert again.rules == m.rules
+
+
+def test_incompatible_program_is_refused():
+    data = sigmarrow.compile(RULE).to_bytes().replace(b'"version":1', b'"version":99')
+    with pytest.raises(sigmarrow.ProgramError, match="version"):
+        sigmarrow.Matcher.from_bytes(data)
+
+
+def test_bad_rules_are_reported_with_file_id_and_reason(tmp_path):
+    (tmp_path / "good.yml").write_text(RULE)
+    (tmp_path / "regex.yml").write_text(
+        RULE.replace("0001", "0003").replace(r"Image|endswith: '\whoami.exe'", "Image|re: 'a(?=b)'")
+    )
+    (tmp_path / "broken.yml").write_text("title: Broken\ndetection: [unclosed\n")
+    m = sigmarrow.compile(tmp_path)
+    assert [r.id for r in m.rules] == ["11111111-0000-0000-0000-000000000001"]
+    reasons = {e.source.rsplit("/", 1)[-1]: e for e in m.errors}
+    assert set(reasons) == {"regex.yml", "broken.yml"}
+    assert reasons["regex.yml"].rule_id == "11111111-0000-0000-0000-000000000003"
+    assert "look-around" in reasons["regex.yml"].reason
+    assert "does not parse" in reasons["broken.yml"].reason
+
+
+def test_unknown_pipeline_is_named():
+    with pytest.raises(sigmarrow.PipelineError, match="no-such-pipeline"):
+        sigmarrow.compile(RULE, pipeline="no-such-pipeline")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(EVENTS, id="table"),
+        pytest.param(EVENTS.to_batches()[0], id="batch"),
+        pytest.param(EVENTS.to_reader(max_chunksize=1), id="reader"),
+        pytest.param(pa.RecordBatchReader.from_stream(EVENTS), id="capsule-stream"),
+    ],
+)
+def test_every_arrow_input_gives_the_same_hits(data):
+    hits = sigmarrow.compile(RULE).match(data)
+    assert hits["row"].to_pylist() == [0]
+    assert hits.schema.metadata[b"sigmarrow.missing_fields"] == b"[]"
+
+
+def test_threads_and_shortcuts_do_not_change_results():
+    m = sigmarrow.compile(RULE)
+    images = [r"C:\Windows\System32\whoami.exe", r"C:\x\cmd.exe", None, "WHOAMI.exe"] * 5000
+    data = pa.table({"Image": images})
+    expected = m.match(data, threads=1)
+    assert expected.num_rows == 5000
+    assert m.match(data, threads=2).equals(expected)
+    assert m.with_options(prefilter=False, memo=False).match(data, threads=2).equals(expected)
