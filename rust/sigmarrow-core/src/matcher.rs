@@ -1,6 +1,9 @@
 //! The compiled matcher: immutable and shared by all threads; each thread brings its own
 //! scratch space.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -60,8 +63,9 @@ pub struct Matcher {
 struct Bound<'a> {
     fields: Vec<Option<Col<'a>>>,
     keyword: Vec<Col<'a>>,
-    /// Per field: the atoms true for each dictionary value, computed once per batch.
-    dict_hits: Vec<Option<Vec<Vec<AtomId>>>>,
+    /// Per field: the atoms true for each dictionary value (`None` for a null value),
+    /// computed once per batch.
+    dict_hits: Vec<Option<Vec<Option<Vec<AtomId>>>>>,
     rows: usize,
 }
 
@@ -201,11 +205,7 @@ impl Matcher {
                 .flatten()
                 .collect()
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Program(format!("cannot start {threads} threads: {e}")))?;
-        Ok(pool.install(run))
+        Ok(thread_pool(threads)?.install(run))
     }
 
     fn reads_values(&self, f: usize) -> bool {
@@ -242,11 +242,11 @@ impl Matcher {
                 Some(Col::Dict { values, .. }) => Some(
                     (0..values.len())
                         .map(|i| {
-                            let mut hits = Vec::new();
-                            if let Some(v) = values.get(i) {
+                            values.get(i).map(|v| {
+                                let mut hits = Vec::new();
                                 table.eval(Value::Str(v), &mut scratch, &mut |a| hits.push(a));
-                            }
-                            hits
+                                hits
+                            })
                         })
                         .collect(),
                 ),
@@ -269,16 +269,21 @@ impl Matcher {
             }
             return;
         };
+        if let (Col::Dict { keys, .. }, Some(hits)) = (col, &data.dict_hits[f]) {
+            for row in start..end {
+                match keys[row].and_then(|k| hits.get(k as usize)?.as_ref()) {
+                    Some(hits) => hits.iter().for_each(|&a| bits.set(a, row - start)),
+                    None => table.nulls.iter().for_each(|&a| bits.set(a, row - start)),
+                }
+            }
+            return;
+        }
         let memo = &mut memos[f];
         for row in start..end {
             let r = row - start;
-            let value = col.value(row);
-            match (col, &data.dict_hits[f], value) {
-                (_, _, None) => table.nulls.iter().for_each(|&a| bits.set(a, r)),
-                (Col::Dict { keys, .. }, Some(hits), Some(_)) => {
-                    hits[keys[row].expect("valid row has a key") as usize].iter().for_each(|&a| bits.set(a, r))
-                }
-                (_, _, Some(Value::Str(s))) if self.options.memo && !memo.off => {
+            match col.value(row) {
+                None => table.nulls.iter().for_each(|&a| bits.set(a, r)),
+                Some(Value::Str(s)) if self.options.memo && !memo.off => {
                     memo.lookups += 1;
                     let (at, len) = match memo.index.get(s) {
                         Some(&found) => {
@@ -304,7 +309,7 @@ impl Matcher {
                         memo.atoms = Vec::new();
                     }
                 }
-                (_, _, Some(v)) => table.eval(v, values, &mut sets_bit(bits, r)),
+                Some(v) => table.eval(v, values, &mut sets_bit(bits, r)),
             }
         }
     }
@@ -356,6 +361,20 @@ impl Matcher {
         hits.sort_unstable();
         hits.into_iter().for_each(|(r, rule)| emit(start + r, rule));
     }
+}
+
+/// A thread pool of `threads` threads, started once and kept for later calls.
+fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = pools.get(&threads) {
+        return Ok(pool.clone());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Program(format!("cannot start {threads} threads: {e}")))?;
+    Ok(pools.entry(threads).or_insert(Arc::new(pool)).clone())
 }
 
 fn collect_atoms(expr: &Expr, out: &mut Vec<AtomId>) {
