@@ -483,7 +483,8 @@ impl FieldTable {
             }
             let cache = scratch.caches[check.slot].get_or_insert_with(|| check.regex.create_cache());
             let haystack = if check.on_folded { folded.as_str() } else { text };
-            if check.regex.search_with(cache, &regex_automata::Input::new(haystack)).is_some() {
+            // Whether it matches, not where: the cheapest search.
+            if check.regex.search_half_with(cache, &regex_automata::Input::new(haystack).earliest(true)).is_some() {
                 hit(check.atom);
             }
         }
