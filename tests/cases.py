@@ -1985,6 +1985,29 @@ case(
 )
 
 
+case(
+    "keyword-boolean-matches-its-text",
+    """
+    keywords:
+        - true
+    condition: keywords
+    """,
+    [{"Flag": "TRUE"}, {"Flag": "true "}, {"Flag": "false"}],
+    [0],
+)
+case(
+    "keyword-column-given-as-struct-path",
+    """
+    keywords:
+        - 'evil'
+    condition: keywords
+    """,
+    [{"process": {"name": "EVIL"}, "note": "evil"}, {"process": {"name": "good"}, "note": "evil"}],
+    [0],
+    keyword_columns=["process.name"],
+)
+
+
 # ======================================================================== Arrow column types
 # The same semantics on every physical type the engine reads. (For the reference these
 # are ordinary repeats: Arrow types do not change Python values.)

@@ -156,7 +156,8 @@ class Matcher:
         if not self.has_keywords:
             return []
         if keyword_columns is not None:
-            return [c for c in keyword_columns if c in schema.names]
+            empty = pa.RecordBatch.from_pylist([], schema=schema)
+            return [c for c in keyword_columns if c in schema.names or _struct_path(empty, c) is not None]
         return [f.name for f in schema if _is_string(f.type)]
 
     def _project(self, batch: pa.RecordBatch, keyword: list[str]) -> pa.RecordBatch:

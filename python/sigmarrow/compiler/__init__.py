@@ -146,10 +146,10 @@ class RuleCompiler:
             return {"or": [self.keyword(v) for v in value.values]}
         if isinstance(value, SigmaString):
             return self.builder.atom(_string_atom(None, value))
-        if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
-            return self.builder.atom(
-                {"op": "str", "field": None, "anchor": "exact", "value": str(value.number), "cased": False}
-            )
+        if isinstance(value, (SigmaNumber, SigmaBool)) and not isinstance(value, SigmaTimestampPart):
+            # Numbers and booleans as keywords match their text: `4688`, `true`.
+            text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
+            return self.builder.atom({"op": "str", "field": None, "anchor": "exact", "value": text, "cased": False})
         if isinstance(value, SigmaRegularExpression):
             return self.regex(None, value)
         raise Unsupported(f"a keyword (value without field) of type {type(value).__name__}")
