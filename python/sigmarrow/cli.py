@@ -244,14 +244,10 @@ def _check_output(output: str) -> None:
     """Fail before the scan, not after it, when the output cannot be written."""
     import tempfile
 
-    target = os.path.abspath(output)
-    folder = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise UsageError(f"cannot write output {output}: it is a folder")
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write output {output}: folder {folder} does not exist")
+    from sigmarrow.scan import output_folder
+
     try:
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=output_folder(output)):
             pass
     except OSError as exc:
         raise UsageError(f"cannot write output {output}: {exc.strerror or exc}") from None

@@ -746,6 +746,17 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+
+def output_folder(output: str) -> str:
+    """The folder an output file goes to; raises when the file cannot be written there."""
+    target = os.path.abspath(output)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise SigmarrowError(f"cannot write output {output}: it is a folder")
+    if not os.path.isdir(folder):
+        raise SigmarrowError(f"cannot write output {output}: folder {folder} does not exist")
+    return folder
+
 class _Output:
     """Where hits go: a temporary file renamed into place at the end, or stdout."""
 
@@ -761,11 +772,7 @@ class _Output:
             self.stream = stdout if stdout is not None else sys.stdout.buffer
             return
         target = os.path.abspath(output)
-        folder = os.path.dirname(target)
-        if os.path.isdir(target):
-            raise SigmarrowError(f"cannot write output {output}: it is a folder")
-        if not os.path.isdir(folder):
-            raise SigmarrowError(f"cannot write output {output}: folder {folder} does not exist")
+        folder = output_folder(output)
         try:
             fd, self.tmp = tempfile.mkstemp(
                 dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
