@@ -301,6 +301,36 @@ subcommand(
 )
 
 
+def _register_tools() -> None:
+    """bench, profile and explain live in their own modules (they import numpy)."""
+    from sigmarrow import bench, explain, profile
+
+    subcommand(
+        "bench",
+        help="reproduce the headline speed table on generated data (about a minute)",
+        add_arguments=bench.add_arguments,
+        run=bench.run,
+        description=(bench.__doc__ or "").split("\n\n")[0],
+    )
+    subcommand(
+        "profile",
+        help="the cost of each rule and each column on your data",
+        add_arguments=profile.add_arguments,
+        run=profile.run,
+        description=(profile.__doc__ or "").split("\n\n")[0],
+    )
+    subcommand(
+        "explain",
+        help="the compiled program of a rule: atoms, tables, prefilters",
+        add_arguments=explain.add_arguments,
+        run=explain.run,
+        description=(explain.__doc__ or "").split("\n\n")[0],
+    )
+
+
+_register_tools()
+
+
 # --------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------

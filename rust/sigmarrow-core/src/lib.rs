@@ -29,4 +29,4 @@ pub use casefold::fold;
 pub use error::{Error, Result};
 pub use matcher::{Hit, Matcher, Options};
 pub use program::Program;
-pub use table::build_regex;
+pub use table::{build_regex, check_triggers};

@@ -113,11 +113,46 @@ struct Memo {
     off: bool,
 }
 
+impl Memo {
+    /// The atoms of `table` true for `value`, remembered; a memo whose values rarely
+    /// repeat turns itself off after a trial.
+    fn atoms(&mut self, table: &FieldTable, value: &str, scratch: &mut Scratch) -> &[AtomId] {
+        self.lookups += 1;
+        let (at, len) = match self.index.get(value) {
+            Some(&found) => {
+                self.found += 1;
+                found
+            }
+            None => {
+                if self.index.len() >= MEMO_ENTRIES {
+                    self.index.clear();
+                    self.atoms.clear();
+                }
+                let at = self.atoms.len();
+                table.eval(Value::Str(value), scratch, &mut |a| self.atoms.push(a));
+                let entry = (at as u32, (self.atoms.len() - at) as u32);
+                self.index.insert(value.into(), entry);
+                entry
+            }
+        };
+        if self.lookups == MEMO_TRIAL && self.found * 4 < self.lookups {
+            self.off = true;
+            self.index = FxHashMap::default();
+            // The last value's atoms are still returned below.
+            self.atoms.drain(..at as usize);
+            return &self.atoms[..len as usize];
+        }
+        &self.atoms[at as usize..(at + len) as usize]
+    }
+}
+
 /// Everything one thread reuses from chunk to chunk.
 struct ThreadScratch {
     values: Scratch,
     bits: AtomBits,
     memos: Vec<Memo>,
+    /// Per keyword column.
+    keyword_memos: Vec<Memo>,
 }
 
 fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + '_ {
@@ -174,6 +209,7 @@ impl Matcher {
             values: Scratch::default(),
             bits: AtomBits { sets: vec![None; self.natoms], touched: vec![], spare: vec![] },
             memos: self.fields.iter().map(|_| Memo::default()).collect(),
+            keyword_memos: Vec::new(),
         }
     }
 
@@ -262,7 +298,7 @@ impl Matcher {
         if table.is_empty() {
             return;
         }
-        let ThreadScratch { values, bits, memos } = scratch;
+        let ThreadScratch { values, bits, memos, .. } = scratch;
         let Some(col) = &data.fields[f] else {
             for &a in &table.nulls {
                 (0..end - start).for_each(|r| bits.set(a, r));
@@ -284,30 +320,7 @@ impl Matcher {
             match col.value(row) {
                 None => table.nulls.iter().for_each(|&a| bits.set(a, r)),
                 Some(Value::Str(s)) if self.options.memo && !memo.off => {
-                    memo.lookups += 1;
-                    let (at, len) = match memo.index.get(s) {
-                        Some(&found) => {
-                            memo.found += 1;
-                            found
-                        }
-                        None => {
-                            if memo.index.len() >= MEMO_ENTRIES {
-                                memo.index.clear();
-                                memo.atoms.clear();
-                            }
-                            let at = memo.atoms.len();
-                            table.eval(Value::Str(s), values, &mut |a| memo.atoms.push(a));
-                            let entry = (at as u32, (memo.atoms.len() - at) as u32);
-                            memo.index.insert(s.into(), entry);
-                            entry
-                        }
-                    };
-                    memo.atoms[at as usize..(at + len) as usize].iter().for_each(|&a| bits.set(a, r));
-                    if memo.lookups == MEMO_TRIAL && memo.found * 4 < memo.lookups {
-                        memo.off = true;
-                        memo.index = FxHashMap::default();
-                        memo.atoms = Vec::new();
-                    }
+                    memo.atoms(table, s, values).iter().for_each(|&a| bits.set(a, r));
                 }
                 Some(v) => table.eval(v, values, &mut sets_bit(bits, r)),
             }
@@ -318,11 +331,16 @@ impl Matcher {
         for f in 0..self.tables.len() {
             self.eval_field(f, data, start, end, scratch);
         }
-        let ThreadScratch { values, bits, .. } = scratch;
-        for col in &data.keyword {
+        let ThreadScratch { values, bits, keyword_memos, .. } = scratch;
+        keyword_memos.resize_with(data.keyword.len(), Memo::default);
+        for (col, memo) in data.keyword.iter().zip(keyword_memos) {
             for row in start..end {
-                if let Some(v) = col.value(row) {
-                    self.keyword.eval(v, values, &mut sets_bit(bits, row - start));
+                match col.value(row) {
+                    Some(Value::Str(s)) if self.options.memo && !memo.off => {
+                        memo.atoms(&self.keyword, s, values).iter().for_each(|&a| bits.set(a, row - start));
+                    }
+                    Some(v) => self.keyword.eval(v, values, &mut sets_bit(bits, row - start)),
+                    None => {}
                 }
             }
         }

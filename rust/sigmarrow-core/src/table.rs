@@ -265,6 +265,17 @@ fn glob_check(parts: &[GlobToken], cased: bool) -> (String, Option<String>) {
     (re, longest.filter(|l| !l.is_empty()))
 }
 
+/// The trigger literals (folded) of a glob or regex atom: the engine runs the check only
+/// on values holding one of them. `None` for other atoms; empty when the check runs on
+/// every value.
+pub fn check_triggers(atom: &Atom) -> Option<Vec<String>> {
+    match atom {
+        Atom::Glob { parts, cased, .. } => Some(glob_check(parts, *cased).1.into_iter().collect()),
+        Atom::Re { pattern, flags, .. } => Some(regex_triggers(pattern, flags).unwrap_or_default()),
+        _ => None,
+    }
+}
+
 /// A glob or regex atom, run only when triggered (or always, without triggers).
 struct Check {
     atom: AtomId,

@@ -66,6 +66,15 @@ fn regex_error(pattern: &str, flags: &str) -> Option<String> {
     sigmarrow_core::build_regex(pattern, flags).err()
 }
 
+/// The trigger literals of a glob or regex atom (given as JSON): the engine runs the check
+/// only on values holding one of them (none: on every value). None for other atoms.
+#[pyfunction]
+fn check_triggers(atom_json: &str) -> PyResult<Option<Vec<String>>> {
+    let atom: sigmarrow_core::program::Atom =
+        serde_json::from_str(atom_json).map_err(|e| to_py(Error::Program(e.to_string())))?;
+    Ok(sigmarrow_core::check_triggers(&atom))
+}
+
 /// Python's `str.casefold`, as the engine computes it.
 #[pyfunction]
 fn casefold(text: &str) -> String {
@@ -77,6 +86,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(regex_error, m)?)?;
     m.add_function(wrap_pyfunction!(casefold, m)?)?;
+    m.add_function(wrap_pyfunction!(check_triggers, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,334 @@
+"""``sigmarrow explain RULE``: the compiled program of one rule, readable.
+
+Shows what the engine is given for the rule (``sigmarrow.compiler.program``): its atoms
+grouped by field (operation, anchor, literal, case), its condition as an indented tree over
+those atoms, and what the engine can derive from them: the literal tables the atoms go
+into, the literals a glob or regex needs (its prefilter), and a *witness*: a small set of
+positive atoms one of which is true in every match (a sparse evaluator only needs to look
+at rows where a witness atom hit; a rule without one must be evaluated on every row).
+
+With ``--rules SET`` it also tells which of the rule's atoms other rules of SET share (same
+field, operation and literal), and RULE may then be a rule id, a title or a file name of
+the set.
+
+    sigmarrow explain rules/windows/process_creation/proc_creation_win_cloudflared_portable_execution.yml
+    sigmarrow explain fadb84f0-4e84-4f6d-a1ce-9ef2bffb6ccd --rules rules/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sigmarrow import _engine
+
+__all__ = ["add_arguments", "atom_text", "explain", "run", "witness"]
+
+_ANCHOR_WORD = {"exact": "equals", "prefix": "startswith", "suffix": "endswith", "contains": "contains"}
+
+
+def _lit(text: str) -> str:
+    """A literal between single quotes (which show leading and trailing spaces), written as
+    in a Sigma rule: backslashes as they are; quotes and unprintable characters escaped."""
+    out = []
+    for c in text:
+        if c == "'":
+            out.append("\\'")
+        elif c.isprintable() or c == " ":
+            out.append(c)
+        else:
+            out.append(repr(c)[1:-1])
+    return "'" + "".join(out) + "'"
+
+
+def atom_text(atom: dict[str, Any], fields: Sequence[str]) -> str:
+    """One atom as a line: ``Image endswith '\\\\cloudflared.exe'``."""
+    name = fields[atom["field"]] if atom.get("field") is not None else "<keyword: any string column>"
+    op = atom["op"]
+    cased = " (cased)" if atom.get("cased") else ""
+    if op == "str":
+        return f"{name} {_ANCHOR_WORD[atom['anchor']]} {_lit(atom['value'])}{cased}"
+    if op == "glob":
+        pattern = "".join(p["lit"] if isinstance(p, dict) else ("*" if p == "many" else "?") for p in atom["parts"])
+        return f"{name} glob {_lit(pattern)}{cased}"
+    if op == "re":
+        flags = f" flags={atom['flags']}" if atom.get("flags") else ""
+        return f"{name} regex {_lit(atom['pattern'])}{flags}"
+    if op == "cidr":
+        return f"{name} in network {atom['network']}"
+    if op == "num":
+        return f"{name} {({'eq': '==', 'gt': '>', 'gte': '>=', 'lt': '<', 'lte': '<='})[atom['cmp']]} {atom['value']}"
+    if op == "bool":
+        return f"{name} is {atom['value']}"
+    if op == "null":
+        return f"{name} is null (absent)"
+    if op == "exists":
+        return f"{name} exists"
+    if op == "fieldref":
+        return f"{name} {_ANCHOR_WORD[atom['anchor']]} the value of field {fields[atom['other']]}"
+    if op == "time":
+        return f"{name} {atom['part']} == {atom['value']}"
+    return json.dumps(atom)
+
+
+def _table_of(atom: dict[str, Any]) -> str:
+    """Which engine structure an atom goes to."""
+    op = atom["op"]
+    if op == "str":
+        return f"literal table, {atom['anchor']}{', cased' if atom.get('cased') else ', case-folded'}"
+    if op in ("glob", "re"):
+        kind = "glob" if op == "glob" else "regex"
+        need = triggers(atom)
+        if not need:
+            return f"{kind}, no required literal: run on every value"
+        return f"{kind}, run only on values holding {' or '.join(_lit(t) for t in need[:5])}" + (
+            f" or {len(need) - 5} more" if len(need) > 5 else ""
+        )
+    return "direct test"
+
+
+def triggers(atom: dict[str, Any]) -> list[str]:
+    """The literals the engine requires before it runs a glob or regex (its prefilter,
+    as the engine itself computes it); empty when it runs on every value."""
+    return _engine.check_triggers(json.dumps(atom)) or []
+
+
+def witness(expr: dict[str, Any], atoms: Sequence[dict[str, Any]]) -> list[int] | None:
+    """Positive atoms one of which is true in every match, small and with long literals
+    preferred; None when a match may have no positive atom true (e.g. `not x` alone)."""
+    if "atom" in expr:
+        return [expr["atom"]]
+    if "const" in expr:
+        return None if expr["const"] else []
+    if "not" in expr:
+        return None
+    if "or" in expr:
+        out: list[int] = []
+        for child in expr["or"]:
+            got = witness(child, atoms)
+            if got is None:
+                return None
+            out += [a for a in got if a not in out]
+        return out
+    options = [w for w in (witness(c, atoms) for c in expr["and"]) if w is not None]
+    if not options:
+        return None
+    return min(options, key=lambda w: (_weakness(w, atoms), len(w)))
+
+
+def _weakness(w: list[int], atoms: Sequence[dict[str, Any]]) -> float:
+    """How often a witness set is likely true: short literals and many alternatives are
+    weak; an empty set (the branch is never true) is the strongest."""
+    score = 0.0
+    for a in w:
+        atom = atoms[a]
+        text = atom.get("value") or ""
+        if atom["op"] in ("glob", "re"):
+            text = min(triggers(atom), key=len, default="")
+        elif atom["op"] not in ("str",):
+            text = ""
+        score += 1.0 / (1 + len(text)) + (0.5 if atom["op"] in ("null", "exists", "num", "bool") else 0.0)
+    return score
+
+
+def _tree(expr: dict[str, Any], atoms: Sequence[dict[str, Any]], fields: Sequence[str], depth: int = 0) -> list[str]:
+    pad = "  " * depth
+    if "atom" in expr:
+        return [f"{pad}[a{expr['atom']}] {atom_text(atoms[expr['atom']], fields)}"]
+    if "const" in expr:
+        return [f"{pad}{'TRUE' if expr['const'] else 'FALSE'}"]
+    if "not" in expr:
+        inner = _tree(expr["not"], atoms, fields, depth + 1)
+        if len(inner) == 1:
+            return [f"{pad}NOT {inner[0].strip()}"]
+        return [f"{pad}NOT"] + inner
+    op = "and" if "and" in expr else "or"
+    children = expr[op]
+    if len(children) == 1:
+        return _tree(children[0], atoms, fields, depth)
+    lines = [f"{pad}{op.upper()}"]
+    for child in children:
+        lines += _tree(child, atoms, fields, depth + 1)
+    return lines
+
+
+def _atom_key(atom: dict[str, Any], fields: Sequence[str]) -> str:
+    key = dict(atom)
+    if key.get("field") is not None:
+        key["field"] = fields[key["field"]]
+    if key["op"] == "fieldref":
+        key["other"] = fields[key["other"]]
+    return json.dumps(key, sort_keys=True)
+
+
+def explain(program: Any, rule_index: int, others: Any = None, show_shared: int = 3) -> str:
+    """The readable program of rule `rule_index` of `program`; `others` (a Program) is the
+    set whose rules sharing an atom are named (defaults to `program` itself when it holds
+    more than this rule)."""
+    data = program.data
+    rule = data["rules"][rule_index]
+    atoms, fields = data["atoms"], data["fields"]
+    from sigmarrow.profile import atom_ids
+
+    used = list(dict.fromkeys(atom_ids(rule["condition"])))
+    positive = set(atom_ids(rule["condition"], positive_only=True))
+    out = [f"{rule['title']} ({rule['id']})"]
+    meta = [f"{k}: {rule[k]}" for k in ("level", "status") if rule.get(k)]
+    if rule.get("logsource"):
+        meta.append("logsource: " + ", ".join(f"{k}={v}" for k, v in rule["logsource"].items()))
+    if meta:
+        out.append("  " + "; ".join(meta))
+    if rule.get("source"):
+        out.append(f"  source: {rule['source']}")
+    out += ["", f"Columns read: {', '.join(fields[f] for f in rule['fields']) or '(none)'}", "",
+            "Condition:"]
+    out += ["  " + line for line in _tree(rule["condition"], atoms, fields)]
+
+    # Sharing across a rule set.
+    sharing: dict[int, list[str]] = {}
+    ref = others if others is not None else (program if len(data["rules"]) > 1 else None)
+    if ref is not None:
+        users: dict[str, list[str]] = defaultdict(list)
+        ref_atoms, ref_fields = ref.data["atoms"], ref.data["fields"]
+        for r in ref.data["rules"]:
+            if r["id"] == rule["id"]:
+                continue
+            for a in dict.fromkeys(atom_ids(r["condition"])):
+                users[_atom_key(ref_atoms[a], ref_fields)].append(r["title"])
+        for a in used:
+            sharing[a] = users.get(_atom_key(atoms[a], fields), [])
+
+    out += ["", f"Atoms by column ({len(used)}):"]
+    by_field: dict[str, list[int]] = defaultdict(list)
+    for a in used:
+        f = atoms[a].get("field")
+        by_field[fields[f] if f is not None else "<keywords>"].append(a)
+    for name, ids in by_field.items():
+        out.append(f"  {name} ({len(ids)} atom{'s' if len(ids) > 1 else ''})")
+        for a in ids:
+            atom = atoms[a]
+            sign = "" if a in positive else "  [only under NOT]"
+            line = f"    a{a:<6} {_describe(atom)}{sign}"
+            out.append(line)
+            out.append(f"    {'':7} -> {_table_of(atom)}")
+            if a in sharing:
+                shared = sharing[a]
+                if shared:
+                    names = "; ".join(shared[:show_shared]) + (f"; ... {len(shared) - show_shared} more"
+                                                              if len(shared) > show_shared else "")
+                    out.append(f"    {'':7} shared with {len(shared)} other rule{'s' if len(shared) > 1 else ''}: {names}")
+                else:
+                    out.append(f"    {'':7} used by no other rule of the set")
+
+    w = witness(rule["condition"], atoms)
+    out.append("")
+    if w is None:
+        out.append("Witness: none. A match may have no positive atom true (a `not` carries it), "
+                   "so the rule must be evaluated on every row.")
+    elif not w:
+        out.append("Witness: the condition is never true.")
+    else:
+        which = "this atom" if len(w) == 1 else f"one of these {len(w)} atoms"
+        out.append(f"Witness: every match has {which} true; only rows where it hits need the full "
+                   "condition:")
+        for a in w:
+            out.append(f"  a{a:<6} {atom_text(atoms[a], fields)}")
+    return "\n".join(out)
+
+
+def _describe(atom: dict[str, Any]) -> str:
+    op = atom["op"]
+    if op == "str":
+        return f"{_ANCHOR_WORD[atom['anchor']]:<10} {_lit(atom['value'])}{'  (cased)' if atom.get('cased') else ''}"
+    if op == "glob":
+        pattern = "".join(p["lit"] if isinstance(p, dict) else ("*" if p == "many" else "?") for p in atom["parts"])
+        return f"{'glob':<10} {_lit(pattern)}{'  (cased)' if atom.get('cased') else ''}"
+    if op == "re":
+        return f"{'regex':<10} {_lit(atom['pattern'])}{('  flags ' + atom['flags']) if atom.get('flags') else ''}"
+    return f"{op:<10} " + ", ".join(f"{k}={v}" for k, v in atom.items() if k not in ("op", "field"))
+
+
+# --------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("rule", metavar="RULE",
+                   help="a rule file; with --rules also a rule id, title or file name of the set")
+    p.add_argument("--rules", "-r", nargs="+", action="extend", metavar="PATH",
+                   help="a rule set (files, folders, or a compiled program .json): name the atoms "
+                        "the rule shares with it")
+    p.add_argument("--pipeline", "-p", action="append", default=[], metavar="NAME_OR_FILE",
+                   help="pySigma processing pipeline(s), as for scan")
+    p.add_argument("--show-shared", type=int, default=3, metavar="N",
+                   help="rule titles listed per shared atom (default: 3)")
+    p.add_argument("--json", action="store_true", help="print the rule's program as JSON instead")
+
+
+def _compile(specs: Sequence[str], pipeline: Sequence[str]) -> Any:
+    import sigmarrow
+
+    if len(specs) == 1 and specs[0].endswith(".json") and Path(specs[0]).is_file():
+        return sigmarrow.Matcher.load(specs[0])
+    return sigmarrow.compile(list(specs), pipeline=list(pipeline) or None)
+
+
+def _find(matcher: Any, name: str) -> list[int]:
+    low = name.lower()
+    exact = [r.index for r in matcher.rules if low in (r.id.lower(), r.title.lower())
+             or (r.source and Path(r.source).name.lower() in (low, low + ".yml"))
+             or (r.source and Path(r.source).stem.lower() == low)]
+    if exact:
+        return exact
+    return [r.index for r in matcher.rules if low in r.title.lower()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from sigmarrow.profile import subprogram
+
+    pipeline = args.pipeline
+    rule_path = Path(args.rule)
+    the_set = _compile(args.rules, pipeline) if args.rules else None
+    if rule_path.is_file():
+        matcher = _compile([str(rule_path)], pipeline)
+        indices = list(range(len(matcher.rules)))
+    elif the_set is not None:
+        matcher = the_set
+        indices = _find(matcher, args.rule)
+    else:
+        print(f"sigmarrow explain: no rule file {args.rule!r} (to name a rule by id or title, "
+              "give the set with --rules)", file=sys.stderr)
+        return 2
+    for e in matcher.errors:
+        print(f"sigmarrow explain: rule not compiled: {e.title or e.source}: {e.reason}", file=sys.stderr)
+    if not indices:
+        print(f"sigmarrow explain: no rule matches {args.rule!r}", file=sys.stderr)
+        return 2
+    if len(indices) > 5 and not rule_path.is_file():
+        print(f"sigmarrow explain: {len(indices)} rules match {args.rule!r}; be more precise:", file=sys.stderr)
+        for i in indices[:20]:
+            print(f"  {matcher.rules[i].id}  {matcher.rules[i].title}", file=sys.stderr)
+        return 2
+    blocks = []
+    for i in indices:
+        if args.json:
+            alone = subprogram(matcher.program, [matcher.program.rules[i]])
+            blocks.append(json.dumps(alone.data, indent=1, ensure_ascii=False))
+        else:
+            others = the_set.program if the_set is not None else None
+            blocks.append(explain(matcher.program, i, others, args.show_shared))
+    print(("\n\n" + "=" * 80 + "\n\n").join(blocks))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m sigmarrow.explain", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    raise SystemExit(run(parser.parse_args()))
+
