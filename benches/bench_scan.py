@@ -53,29 +53,7 @@ PROCESS_CREATION = SIGMA_DIR / "rules" / "windows" / "process_creation"
 DATA_DIR = REPO_DIR / "benches" / "data"
 RESULTS_DIR = REPO_DIR / "benches" / "results"
 
-CLOUDFLARED_RULE = r"""
-title: Cloudflared Portable Execution
-id: fadb84f0-4e84-4f6d-a1ce-9ef2bffb6ccd
-status: test
-description: Detects the execution of the "cloudflared" binary from a non standard location.
-author: Nasreddine Bencherchali (Nextron Systems)
-date: 2023-12-20
-tags:
-    - attack.command-and-control
-    - attack.t1090.001
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        Image|endswith: '\cloudflared.exe'
-    filter_main_admin_location:
-        Image|contains:
-            - ':\Program Files (x86)\cloudflared\'
-            - ':\Program Files\cloudflared\'
-    condition: selection and not 1 of filter_main_*
-level: medium
-"""
+CLOUDFLARED_RULE = (REPO_DIR / "examples/rules/proc_creation_win_cloudflared_portable_execution.yml").read_text()
 
 # --- synthetic events --------------------------------------------------------------------
 

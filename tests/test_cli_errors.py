@@ -15,22 +15,9 @@ import pytest
 import sigmarrow
 from sigmarrow.cli import main
 
-GOOD_RULE = r"""
-title: Cloudflared Portable Execution
-id: fadb84f0-4e84-4f6d-a1ce-9ef2bffb6ccd
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        Image|endswith: '\cloudflared.exe'
-    filter_main_admin_location:
-        Image|contains:
-            - ':\Program Files (x86)\cloudflared\'
-            - ':\Program Files\cloudflared\'
-    condition: selection and not 1 of filter_main_*
-level: medium
-"""
+GOOD_RULE = (
+    Path(__file__).resolve().parents[1] / "examples/rules/proc_creation_win_cloudflared_portable_execution.yml"
+).read_text()
 
 HIT = r"C:\Users\alice\cloudflared.exe"
 

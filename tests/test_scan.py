@@ -35,27 +35,8 @@ requires_sigma = pytest.mark.skipif(
 )
 
 # The example rule, inline, for tests that must not depend on the SigmaHQ snapshot.
-PORTABLE_RULE = r"""
-title: Cloudflared Portable Execution
-id: fadb84f0-4e84-4f6d-a1ce-9ef2bffb6ccd
-status: test
-author: Nasreddine Bencherchali (Nextron Systems)
-tags:
-    - attack.command-and-control
-    - attack.t1090.001
-logsource:
-    category: process_creation
-    product: windows
-detection:
-    selection:
-        Image|endswith: '\cloudflared.exe'
-    filter_main_admin_location:
-        Image|contains:
-            - ':\Program Files (x86)\cloudflared\'
-            - ':\Program Files\cloudflared\'
-    condition: selection and not 1 of filter_main_*
-level: medium
-"""
+# The SigmaHQ rule as bundled with the example (DRL 1.1: id, title and author kept).
+PORTABLE_RULE = (REPO / "examples/rules/proc_creation_win_cloudflared_portable_execution.yml").read_text()
 
 NULL_FILTER_RULE = r"""
 title: Child Of Explorer With An Image
