@@ -32,7 +32,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import subprocess
@@ -45,6 +44,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sigmarrow
+from _common import best_of, machine  # benches/ is on sys.path when run as a script
 from sigmarrow.scan import discover_inputs, scan
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -195,15 +195,6 @@ def generate(events: int, files: int, seed: int) -> tuple[Path, int]:
 # --- measuring ---------------------------------------------------------------------------
 
 
-def best_of(runs: int, fn):
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), times, result
-
-
 def pyarrow_read(files: list[Path], columns: list[str]) -> int:
     rows = 0
     for path in files:
@@ -245,27 +236,6 @@ def child_peak_rss(argv: list[str]) -> tuple[int, float]:
     if status != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({status}):\n{proc.stderr}")
     return peak, seconds
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    return {
-        "cpu": cpu,
-        "cores": cores,
-        "memory_gib": mem,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def mib(n: float) -> float:

@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import subprocess
@@ -39,6 +38,7 @@ import pyarrow.parquet as pq
 import pyspark
 import sigmarrow
 import sigmarrow.spark
+from _common import best_of, machine  # benches/ is on sys.path when run as a script
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SIGMA_DIR = Path(os.environ.get("SIGMARROW_SIGMA_DIR", REPO_DIR.parent / "shared" / "sigma"))
@@ -218,41 +218,6 @@ def make_events(n: int, seed: int = 7, suspicious_share: float = 0.05) -> pa.Tab
 
 
 # --- measuring ---------------------------------------------------------------------------
-
-
-def best_of(runs: int, fn):
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), times, result
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": cpu,
-        "cores": cores,
-        "memory_gib": mem,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        # Other work on the machine skews every number: keep it beside them.
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def git_commit() -> str:
