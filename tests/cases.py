@@ -361,6 +361,30 @@ case(
     [1],
 )
 case(
+    # The Cloudflared shape: a short table of ASCII anchored literals (tested on the
+    # value's bytes) and a filter only under `not` (tested only where the selection hit).
+    "anchored-selection-and-lazy-filter",
+    """
+    selection:
+        Image|endswith: '\\cloudflared.exe'
+    filter:
+        Image|contains: ':\\Program Files\\cloudflared\\'
+    condition: selection and not filter
+    """,
+    [
+        {"Image": "C:\\Tools\\CloudFlared.EXE"},
+        {"Image": "C:\\Program Files\\Cloudflared\\cloudflared.exe"},
+        {"Image": "C:\\Tools\\cloudflared.\u212aexe"},
+        {"Image": "C:\\Tools\\clou\u212adflared.exe"},
+        {"Image": "C:\\Tools\\Cloudflar\u00e9d.exe"},
+        {"Image": None},
+        {"Image": "\u00c9\\CLOUDFLARED.exe"},
+        {"Image": "cloudflared.exe"},
+        {"Image": "C:\\PROGRAM FILE\u017f\\CLOUDFLARED\\cloudflared.exe"},
+    ],
+    [0, 6],
+)
+case(
     # pySigma drops `cased` when `windash` comes after it (windash rebuilds plain strings):
     # pySigma's parse is the source of truth, so this compares case-insensitively.
     "cased-then-windash-is-case-insensitive-in-pysigma",

@@ -8,7 +8,9 @@ use arrow_array::RecordBatch;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::casefold::fold;
+use memchr::memmem;
+
+use crate::casefold::{fold, fold_into};
 use crate::column::{Col, Value};
 use crate::error::{Error, Result};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program};
@@ -43,10 +45,50 @@ impl Default for Options {
 
 struct CompiledRule {
     condition: Expr,
-    atoms: Vec<AtomId>,
-    /// True when the rule holds with every atom false (e.g. `not filter`): such a rule
-    /// is evaluated on every chunk, the others only where one of their atoms hit.
-    holds_without_atoms: bool,
+    /// Sets of atoms of which the rule needs at least one each (from its top-level `and`):
+    /// a chunk where some set has no hit cannot match, and the rule is skipped there.
+    /// None for a rule that holds with every atom false (e.g. `not filter`): it is
+    /// evaluated on every chunk.
+    needs: Vec<Vec<AtomId>>,
+    /// The rule's lazy atoms (see [`LazyAtom`]), by field.
+    lazy: Vec<(FieldId, Vec<AtomId>)>,
+}
+
+/// A string atom that only ever sits under a `not` (a filter), in rules that each need
+/// some other atom (their selection). It is left out of the field tables and tested
+/// directly, only on the rows where such a rule's needed atoms hit: the rule is false on
+/// every other row whatever the atom's value.
+struct LazyAtom {
+    field: FieldId,
+    anchor: Anchor,
+    /// Folded unless `cased`.
+    literal: String,
+    cased: bool,
+    finder: memmem::Finder<'static>,
+}
+
+impl LazyAtom {
+    fn new(atom: &Atom) -> Option<LazyAtom> {
+        match atom {
+            Atom::Str { field: Some(field), anchor, value, cased } if !value.is_empty() => {
+                let literal = if *cased { value.clone() } else { fold(value) };
+                let finder = memmem::Finder::new(literal.as_bytes()).into_owned();
+                Some(LazyAtom { field: *field, anchor: *anchor, literal, cased: *cased, finder })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the atom holds for a value, given also case-folded.
+    fn test(&self, value: &str, folded: &str) -> bool {
+        let text = if self.cased { value } else { folded };
+        match self.anchor {
+            Anchor::Exact => text == self.literal,
+            Anchor::Prefix => text.starts_with(&self.literal),
+            Anchor::Suffix => text.ends_with(&self.literal),
+            Anchor::Contains => self.finder.find(text.as_bytes()).is_some(),
+        }
+    }
 }
 
 pub struct Matcher {
@@ -54,6 +96,8 @@ pub struct Matcher {
     tables: Vec<FieldTable>,
     keyword: FieldTable,
     field_refs: Vec<(AtomId, FieldId, FieldId, Anchor)>,
+    /// Per atom: set for lazy atoms.
+    lazy: Vec<Option<LazyAtom>>,
     natoms: usize,
     rules: Vec<CompiledRule>,
     options: Options,
@@ -63,9 +107,9 @@ pub struct Matcher {
 struct Bound<'a> {
     fields: Vec<Option<Col<'a>>>,
     keyword: Vec<Col<'a>>,
-    /// Per field: the atoms true for each dictionary value (`None` for a null value),
-    /// computed once per batch.
-    dict_hits: Vec<Option<Vec<Option<Vec<AtomId>>>>>,
+    /// Per field: the atoms true for each dictionary value, computed once per batch, and
+    /// last the atoms true for a null, the entry of every key past the values.
+    dict_hits: Vec<Option<Vec<Vec<AtomId>>>>,
     rows: usize,
 }
 
@@ -73,6 +117,8 @@ struct Bound<'a> {
 struct AtomBits {
     sets: Vec<Option<Box<[u64; WORDS]>>>,
     touched: Vec<AtomId>,
+    /// Boxed so that a set moves between `spare` and `sets` without copying.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<[u64; WORDS]>>,
 }
 
@@ -153,6 +199,8 @@ struct ThreadScratch {
     memos: Vec<Memo>,
     /// Per keyword column.
     keyword_memos: Vec<Memo>,
+    /// Per lazy atom, the rows of the chunk where it was tested.
+    lazy_done: AtomBits,
 }
 
 fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + '_ {
@@ -161,11 +209,31 @@ fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + '_ {
 
 impl Matcher {
     pub fn new(program: &Program, options: Options) -> Result<Matcher> {
+        let mut rules: Vec<CompiledRule> = program
+            .rules
+            .iter()
+            .map(|r| {
+                let none = AtomBits { sets: vec![None; program.atoms.len()], touched: vec![], spare: vec![] };
+                let holds_without_atoms = eval(&r.condition, &none, 1)[0] & 1 == 1;
+                let mut needs = needed_atoms(&r.condition);
+                if needs.is_empty() && !holds_without_atoms {
+                    // Some atom must hit: the rule's atoms are one such set.
+                    let mut atoms = Vec::new();
+                    collect_atoms(&r.condition, false, &mut atoms);
+                    needs.push(atoms.into_iter().map(|(a, _)| a).collect());
+                }
+                CompiledRule { condition: r.condition.clone(), needs, lazy: vec![] }
+            })
+            .collect();
+        let lazy = if options.prefilter { lazy_atoms(program, &mut rules) } else { vec![] };
         let mut tables: Vec<FieldTable> = program.fields.iter().map(|_| FieldTable::default()).collect();
         let mut keyword = FieldTable::default();
         let mut field_refs = Vec::new();
         let mut slot = 0;
         for (id, atom) in program.atoms.iter().enumerate() {
+            if lazy.get(id).is_some_and(Option::is_some) {
+                continue;
+            }
             let id = id as AtomId;
             match (atom, atom.field()) {
                 (Atom::FieldRef { field, other, anchor }, _) => field_refs.push((id, *field, *other, *anchor)),
@@ -176,24 +244,12 @@ impl Matcher {
         for table in tables.iter_mut().chain([&mut keyword]) {
             table.build(options.prefilter);
         }
-        let rules = program
-            .rules
-            .iter()
-            .map(|r| {
-                let mut atoms = Vec::new();
-                collect_atoms(&r.condition, &mut atoms);
-                atoms.sort_unstable();
-                atoms.dedup();
-                let none = AtomBits { sets: vec![None; program.atoms.len()], touched: vec![], spare: vec![] };
-                let holds_without_atoms = eval(&r.condition, &none, 1)[0] & 1 == 1;
-                CompiledRule { condition: r.condition.clone(), atoms, holds_without_atoms }
-            })
-            .collect();
         Ok(Matcher {
             fields: program.fields.clone(),
             tables,
             keyword,
             field_refs,
+            lazy,
             natoms: program.atoms.len(),
             rules,
             options,
@@ -210,6 +266,7 @@ impl Matcher {
             bits: AtomBits { sets: vec![None; self.natoms], touched: vec![], spare: vec![] },
             memos: self.fields.iter().map(|_| Memo::default()).collect(),
             keyword_memos: Vec::new(),
+            lazy_done: AtomBits { sets: vec![None; self.natoms], touched: vec![], spare: vec![] },
         }
     }
 
@@ -246,7 +303,9 @@ impl Matcher {
 
     fn reads_values(&self, f: usize) -> bool {
         let f = f as FieldId;
-        self.tables[f as usize].reads_values() || self.field_refs.iter().any(|&(_, a, b, _)| a == f || b == f)
+        self.tables[f as usize].reads_values()
+            || self.field_refs.iter().any(|&(_, a, b, _)| a == f || b == f)
+            || self.lazy.iter().flatten().any(|l| l.field == f)
     }
 
     fn bind<'a>(&self, batch: &'a RecordBatch, keyword_columns: &[String]) -> Result<Bound<'a>> {
@@ -277,13 +336,15 @@ impl Matcher {
             .map(|(col, table)| match col {
                 Some(Col::Dict { values, .. }) => Some(
                     (0..values.len())
-                        .map(|i| {
-                            values.get(i).map(|v| {
+                        .map(|i| match values.get(i) {
+                            Some(v) => {
                                 let mut hits = Vec::new();
                                 table.eval(Value::Str(v), &mut scratch, &mut |a| hits.push(a));
                                 hits
-                            })
+                            }
+                            None => table.nulls.clone(),
                         })
+                        .chain([table.nulls.clone()])
                         .collect(),
                 ),
                 _ => None,
@@ -306,15 +367,22 @@ impl Matcher {
             return;
         };
         if let (Col::Dict { keys, .. }, Some(hits)) = (col, &data.dict_hits[f]) {
-            for row in start..end {
-                match keys[row].and_then(|k| hits.get(k as usize)?.as_ref()) {
-                    Some(hits) => hits.iter().for_each(|&a| bits.set(a, row - start)),
-                    None => table.nulls.iter().for_each(|&a| bits.set(a, row - start)),
-                }
+            let past = hits.len() - 1;
+            for (r, &key) in keys[start..end].iter().enumerate() {
+                hits[(key as usize).min(past)].iter().for_each(|&a| bits.set(a, r));
             }
             return;
         }
         let memo = &mut memos[f];
+        if let Col::Str(strings) = col {
+            if table.is_anchored() {
+                strings.for_each_bytes(start, end, |row, value| match value {
+                    Some(s) => table.eval_anchored(s, values, &mut sets_bit(bits, row - start)),
+                    None => table.nulls.iter().for_each(|&a| bits.set(a, row - start)),
+                });
+                return;
+            }
+        }
         for row in start..end {
             let r = row - start;
             match col.value(row) {
@@ -327,11 +395,53 @@ impl Matcher {
         }
     }
 
+    /// Tests the lazy atoms of `rule` on the rows where each of its sets of needed atoms
+    /// hit, and where no rule tested them before.
+    fn eval_lazy(&self, rule: &CompiledRule, data: &Bound, start: usize, bits: &mut AtomBits, done: &mut AtomBits, folded: &mut String) {
+        let mut rows = [u64::MAX; WORDS];
+        for set in &rule.needs {
+            let mut any = [0; WORDS];
+            for set_bits in set.iter().filter_map(|&a| bits.get(a)) {
+                any.iter_mut().zip(set_bits).for_each(|(x, y)| *x |= y);
+            }
+            rows.iter_mut().zip(any).for_each(|(x, y)| *x &= y);
+        }
+        for (field, atoms) in &rule.lazy {
+            let Some(col) = &data.fields[*field as usize] else { continue };
+            for (w, &word) in rows.iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let r = w * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    // The value, read and folded once per row.
+                    let mut text = None;
+                    for &a in atoms {
+                        if done.get(a).is_some_and(|d| d[w] >> (r % 64) & 1 == 1) {
+                            continue;
+                        }
+                        done.set(a, r);
+                        let value = text.get_or_insert_with(|| {
+                            let value = col.value(start + r).and_then(|v| v.text());
+                            if let Some(v) = &value {
+                                folded.clear();
+                                fold_into(v, folded);
+                            }
+                            value
+                        });
+                        if value.as_ref().is_some_and(|v| self.lazy[a as usize].as_ref().expect("lazy atom").test(v, folded)) {
+                            bits.set(a, r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn match_chunk(&self, data: &Bound, start: usize, end: usize, scratch: &mut ThreadScratch, emit: &mut impl FnMut(usize, u32)) {
         for f in 0..self.tables.len() {
             self.eval_field(f, data, start, end, scratch);
         }
-        let ThreadScratch { values, bits, keyword_memos, .. } = scratch;
+        let ThreadScratch { values, bits, keyword_memos, lazy_done, .. } = scratch;
         keyword_memos.resize_with(data.keyword.len(), Memo::default);
         for (col, memo) in data.keyword.iter().zip(keyword_memos) {
             for row in start..end {
@@ -363,8 +473,11 @@ impl Matcher {
         let rows = end - start;
         let mut hits = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.holds_without_atoms && rule.atoms.iter().all(|&a| bits.get(a).is_none()) {
+            if !rule.needs.iter().all(|set| set.iter().any(|&a| bits.get(a).is_some())) {
                 continue;
+            }
+            if !rule.lazy.is_empty() {
+                self.eval_lazy(rule, data, start, bits, lazy_done, values.folded());
             }
             let set = eval(&rule.condition, bits, rows);
             for (w, word) in set.iter().enumerate() {
@@ -376,6 +489,7 @@ impl Matcher {
             }
         }
         bits.clear();
+        lazy_done.clear();
         hits.sort_unstable();
         hits.into_iter().for_each(|(r, rule)| emit(start + r, rule));
     }
@@ -395,12 +509,78 @@ fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     Ok(pools.entry(threads).or_insert(Arc::new(pool)).clone())
 }
 
-fn collect_atoms(expr: &Expr, out: &mut Vec<AtomId>) {
+/// The atoms of `expr`, each with whether it sits under a `not`, sorted and deduplicated.
+fn collect_atoms(expr: &Expr, negated: bool, out: &mut Vec<(AtomId, bool)>) {
+    fn walk(expr: &Expr, negated: bool, out: &mut Vec<(AtomId, bool)>) {
+        match expr {
+            Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| walk(x, negated, out)),
+            Expr::Not(x) => walk(x, true, out),
+            Expr::Atom(a) => out.push((*a, negated)),
+            Expr::Const(_) => {}
+        }
+    }
+    walk(expr, negated, out);
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// Chooses the lazy atoms (see [`LazyAtom`]), records them in their rules, and returns
+/// them by atom id.
+fn lazy_atoms(program: &Program, rules: &mut [CompiledRule]) -> Vec<Option<LazyAtom>> {
+    let mut lazy: Vec<bool> = program.atoms.iter().map(|a| LazyAtom::new(a).is_some()).collect();
+    let uses: Vec<Vec<(AtomId, bool)>> = program
+        .rules
+        .iter()
+        .map(|r| {
+            let mut atoms = Vec::new();
+            collect_atoms(&r.condition, false, &mut atoms);
+            atoms
+        })
+        .collect();
+    for (rule, atoms) in rules.iter().zip(&uses) {
+        for &(a, negated) in atoms {
+            // Atoms used outside a `not`, or by a rule with nothing else to go on, stay eager.
+            if !negated || rule.needs.is_empty() || rule.needs.iter().flatten().any(|&n| n == a) {
+                lazy[a as usize] = false;
+            }
+        }
+    }
+    let lazy: Vec<Option<LazyAtom>> =
+        program.atoms.iter().zip(lazy).map(|(atom, lazy)| if lazy { LazyAtom::new(atom) } else { None }).collect();
+    for (rule, atoms) in rules.iter_mut().zip(&uses) {
+        for &(a, _) in atoms {
+            let Some(atom) = &lazy[a as usize] else { continue };
+            match rule.lazy.iter_mut().find(|(f, _)| *f == atom.field) {
+                Some((_, group)) if group.last() != Some(&a) => group.push(a),
+                Some(_) => {}
+                None => rule.lazy.push((atom.field, vec![a])),
+            }
+        }
+    }
+    lazy
+}
+
+/// Sets of atoms such that `expr` holds only if at least one atom of each set holds; an
+/// empty set means `expr` never holds. No sets: nothing is known.
+fn needed_atoms(expr: &Expr) -> Vec<Vec<AtomId>> {
     match expr {
-        Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| collect_atoms(x, out)),
-        Expr::Not(x) => collect_atoms(x, out),
-        Expr::Atom(a) => out.push(*a),
-        Expr::Const(_) => {}
+        Expr::Atom(a) => vec![vec![*a]],
+        Expr::Const(false) => vec![vec![]],
+        Expr::Const(true) | Expr::Not(_) => vec![],
+        Expr::And(xs) => xs.iter().flat_map(needed_atoms).collect(),
+        // One atom of some child's smallest set, for every child.
+        Expr::Or(xs) => {
+            let mut union = Vec::new();
+            for x in xs {
+                match needed_atoms(x).into_iter().min_by_key(Vec::len) {
+                    Some(set) => union.extend(set),
+                    None => return vec![],
+                }
+            }
+            union.sort_unstable();
+            union.dedup();
+            vec![union]
+        }
     }
 }
 
@@ -410,11 +590,21 @@ fn eval(expr: &Expr, bits: &AtomBits, rows: usize) -> [u64; WORDS] {
         Expr::Atom(a) => bits.get(*a).copied().unwrap_or([0; WORDS]),
         Expr::Const(b) => [if *b { u64::MAX } else { 0 }; WORDS],
         Expr::Not(x) => eval(x, bits, rows).map(|w| !w),
-        Expr::And(xs) => xs.iter().fold([u64::MAX; WORDS], |mut acc, x| {
-            let v = eval(x, bits, rows);
-            acc.iter_mut().zip(v).for_each(|(a, b)| *a &= b);
+        Expr::And(xs) => {
+            let mut acc = [u64::MAX; WORDS];
+            for x in xs {
+                let v = eval(x, bits, rows);
+                let mut any = 0;
+                acc.iter_mut().zip(v).for_each(|(a, b)| {
+                    *a &= b;
+                    any |= *a;
+                });
+                if any == 0 {
+                    break;
+                }
+            }
             acc
-        }),
+        }
         Expr::Or(xs) => xs.iter().fold([0; WORDS], |mut acc, x| {
             let v = eval(x, bits, rows);
             acc.iter_mut().zip(v).for_each(|(a, b)| *a |= b);

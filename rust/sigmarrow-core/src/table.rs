@@ -86,6 +86,83 @@ impl LiteralSet {
     }
 }
 
+/// At most this many literals make an anchored table (see [`FieldTable::anchored`]).
+const MAX_ANCHORED: usize = 8;
+
+/// A case-insensitive ASCII literal anchored at the start or end of the value, or equal to
+/// it, tested on the value's bytes.
+struct AnchoredTest {
+    atom: AtomId,
+    anchor: Anchor,
+    /// The folded literal, and 0x20 where it has a letter: a byte `b` equals a letter `l` or
+    /// its upper case exactly when `b | 0x20 == l`.
+    literal: Box<[u8]>,
+    case: Box<[u8]>,
+    /// For a literal of 8 bytes or more, its 8 bytes at the anchored end (the last for a
+    /// suffix, the first otherwise) and their case mask, as words: one comparison rejects
+    /// most values.
+    quick: Option<(u64, u64)>,
+}
+
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+impl AnchoredTest {
+    fn new(atom: AtomId, anchor: Anchor, literal: &str) -> AnchoredTest {
+        let literal: Box<[u8]> = literal.as_bytes().into();
+        let case: Box<[u8]> = literal.iter().map(|b| if b.is_ascii_lowercase() { 0x20 } else { 0 }).collect();
+        let n = literal.len();
+        let at = if anchor == Anchor::Suffix { n.saturating_sub(8) } else { 0 };
+        let word = |bytes: &[u8]| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let quick = (n >= 8).then(|| (word(&literal), word(&case)));
+        AnchoredTest { atom, anchor, literal, case, quick }
+    }
+
+    /// Whether the folded `value` holds the literal as the anchor requires, decided from
+    /// the bytes compared; `None` when they are not all ASCII, whose folding may change
+    /// their length.
+    #[inline]
+    fn decide(&self, value: &[u8]) -> Option<bool> {
+        let n = self.literal.len();
+        if let Some((literal, case)) = self.quick {
+            if value.len() >= n {
+                let at = if self.anchor == Anchor::Suffix { value.len() - 8 } else { 0 };
+                let word = u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
+                if word | case != literal {
+                    return (word & HIGH_BITS == 0).then_some(false);
+                }
+            }
+        }
+        let part = match self.anchor {
+            Anchor::Prefix => &value[..n.min(value.len())],
+            Anchor::Suffix => &value[value.len().saturating_sub(n)..],
+            Anchor::Exact | Anchor::Contains => value,
+        };
+        if part.len() != n {
+            return part.is_ascii().then_some(false);
+        }
+        // Without early exit, so that it vectorizes: the difference, and the high bits.
+        let (diff, high) = part
+            .iter()
+            .zip(self.literal.iter().zip(self.case.iter()))
+            .fold((0u8, 0u8), |(d, h), (b, (l, c))| (d | ((b | c) ^ l), h | b));
+        if diff == 0 {
+            Some(true)
+        } else {
+            (high < 0x80).then_some(false)
+        }
+    }
+
+    /// The same test on a folded value.
+    fn on_folded(&self, folded: &str) -> bool {
+        let v = folded.as_bytes();
+        match self.anchor {
+            Anchor::Prefix => v.starts_with(&self.literal),
+            Anchor::Suffix => v.ends_with(&self.literal),
+            Anchor::Exact | Anchor::Contains => v == &*self.literal,
+        }
+    }
+}
+
 /// An IPv4 or IPv6 network.
 struct Network {
     addr: IpAddr,
@@ -326,6 +403,13 @@ pub struct Scratch {
     stamp: u64,
 }
 
+impl Scratch {
+    /// A string to fold values into.
+    pub fn folded(&mut self) -> &mut String {
+        &mut self.folded
+    }
+}
+
 /// Every atom on one field (or on the keyword columns).
 #[derive(Default)]
 pub(crate) struct FieldTable {
@@ -341,6 +425,11 @@ pub(crate) struct FieldTable {
     pub nulls: Vec<AtomId>,
     pub exists: Vec<AtomId>,
     needs_text: bool,
+    /// When the table's only string tests are a few case-insensitive ASCII literals anchored
+    /// at the start or end (`startswith`, `endswith`, equality), as in the Cloudflared rule:
+    /// those tests, run on the value's first or last bytes, with no folding, automaton or
+    /// memo.
+    anchored: Option<Vec<AnchoredTest>>,
 }
 
 impl FieldTable {
@@ -418,6 +507,7 @@ impl FieldTable {
                 targets.retain(|t| matches!(t, Target::Atom(..)));
             }
         }
+        self.anchored = self.anchored_tests();
         self.folded.build();
         self.cased.build();
         self.needs_text = self.folded.automaton.is_some()
@@ -426,6 +516,54 @@ impl FieldTable {
             || !self.checks.is_empty()
             || !self.cidrs.is_empty()
             || !self.booleans.is_empty();
+    }
+
+    fn anchored_tests(&self) -> Option<Vec<AnchoredTest>> {
+        let only_literals = self.cased.patterns.is_empty()
+            && self.empties.is_empty()
+            && self.checks.is_empty()
+            && self.cidrs.is_empty()
+            && self.numbers.is_empty()
+            && self.booleans.is_empty()
+            && self.times.is_empty()
+            && self.exists.is_empty();
+        let mut tests = Vec::new();
+        for (pattern, targets) in self.folded.patterns.iter().zip(&self.folded.targets) {
+            for target in targets {
+                match *target {
+                    Target::Atom(atom, anchor) if anchor != Anchor::Contains && pattern.is_ascii() => {
+                        tests.push(AnchoredTest::new(atom, anchor, pattern))
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        (only_literals && !tests.is_empty() && tests.len() <= MAX_ANCHORED).then_some(tests)
+    }
+
+    pub fn is_anchored(&self) -> bool {
+        self.anchored.is_some()
+    }
+
+    /// Reports the atoms of an anchored table true for a string, given as its UTF-8 bytes.
+    #[inline]
+    pub fn eval_anchored(&self, value: &[u8], scratch: &mut Scratch, hit: &mut impl FnMut(AtomId)) {
+        let Some(tests) = &self.anchored else { return };
+        let mut folded = false;
+        for test in tests {
+            let ok = test.decide(value).unwrap_or_else(|| {
+                // Not ASCII (rare): fold the whole value once.
+                if !folded {
+                    scratch.folded.clear();
+                    fold_into(std::str::from_utf8(value).expect("Arrow strings are UTF-8"), &mut scratch.folded);
+                    folded = true;
+                }
+                test.on_folded(&scratch.folded)
+            });
+            if ok {
+                hit(test.atom);
+            }
+        }
     }
 
     /// Reports the atoms true for a present value.
@@ -541,6 +679,32 @@ mod tests {
         assert_eq!(regex_triggers("stra(?i)SSe", "").unwrap(), vec!["strasse"]);
         assert!(regex_triggers(".*", "").is_none());
         assert!(regex_triggers("a?", "").is_none());
+    }
+
+    #[test]
+    fn anchored_tests_agree_with_folding() {
+        let literals = ["x\\desk.exe", "\\cloudflared.exe", "c:\\program files\\", "a-b", "x", "12345678", "exe"];
+        let values = [
+            "C:\\Tools\\CloudFlared.EXE", "c:\\tools\\cloudflared.exe", "\\CLOUDFLARED.EX", "cloudflared.exe",
+            "C:\\Program Files\\x", "c:\\program files", "A-B", "a-b-c", "X", "", "12345678", "1234567",
+            "\\cloudflared.\u{212A}exe", "\\cloudflared.e\u{212A}e", "stra\u{df}e.exe", "\u{130}x", "EX\u{c9}",
+            "C:\\Program File\u{17f}\\", "\u{1f642}a-b", "a-b\u{1f642}", "X\\DES\u{212A}.EXE", "x\\de\u{17f}k.exe", "X\\DESK.EXE",
+        ];
+        for lit in literals {
+            for anchor in [Anchor::Prefix, Anchor::Suffix, Anchor::Exact] {
+                let test = AnchoredTest::new(0, anchor, lit);
+                for value in values {
+                    let folded = fold(value);
+                    let want = match anchor {
+                        Anchor::Prefix => folded.starts_with(lit),
+                        Anchor::Suffix => folded.ends_with(lit),
+                        _ => folded == lit,
+                    };
+                    let got = test.decide(value.as_bytes()).unwrap_or_else(|| test.on_folded(&folded));
+                    assert_eq!(got, want, "{lit:?} {anchor:?} {value:?}");
+                }
+            }
+        }
     }
 
     #[test]
