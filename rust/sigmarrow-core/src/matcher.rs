@@ -14,7 +14,7 @@ use crate::casefold::{fold, fold_into};
 use crate::column::{Col, Value};
 use crate::error::{Error, Result};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program};
-use crate::table::{FieldTable, Scratch};
+use crate::table::{compile_check, CompiledCheck, FieldTable, Scratch};
 
 /// Rows evaluated together: the unit of work a thread takes, and the length of the
 /// per-atom bit sets.
@@ -54,39 +54,57 @@ struct CompiledRule {
     lazy: Vec<(FieldId, Vec<AtomId>)>,
 }
 
-/// A string atom that only ever sits under a `not` (a filter), in rules that each need
-/// some other atom (their selection). It is left out of the field tables and tested
-/// directly, only on the rows where such a rule's needed atoms hit: the rule is false on
-/// every other row whatever the atom's value.
+/// An atom left out of the field tables and tested directly, only on the rows where each
+/// rule using it has a hit in every set of atoms it needs: the rule is false on every other
+/// row whatever the atom's value. Two kinds are lazy: string literals that only sit under a
+/// `not` (filters), and globs and regexes outside the set of atoms each rule is found by
+/// (its witness), which would otherwise run on every value holding a trigger literal.
 struct LazyAtom {
     field: FieldId,
-    anchor: Anchor,
-    /// Folded unless `cased`.
-    literal: String,
-    cased: bool,
-    finder: memmem::Finder<'static>,
+    test: LazyTest,
+}
+
+enum LazyTest {
+    Literal {
+        anchor: Anchor,
+        /// Folded unless `cased`.
+        literal: String,
+        cased: bool,
+        finder: memmem::Finder<'static>,
+    },
+    Check(CompiledCheck),
 }
 
 impl LazyAtom {
-    fn new(atom: &Atom) -> Option<LazyAtom> {
-        match atom {
-            Atom::Str { field: Some(field), anchor, value, cased } if !value.is_empty() => {
+    fn new(id: AtomId, atom: &Atom) -> Result<Option<LazyAtom>> {
+        let Some(field) = atom.field() else { return Ok(None) };
+        let test = match atom {
+            Atom::Str { anchor, value, cased, .. } if !value.is_empty() => {
                 let literal = if *cased { value.clone() } else { fold(value) };
                 let finder = memmem::Finder::new(literal.as_bytes()).into_owned();
-                Some(LazyAtom { field: *field, anchor: *anchor, literal, cased: *cased, finder })
+                LazyTest::Literal { anchor: *anchor, literal, cased: *cased, finder }
             }
-            _ => None,
-        }
+            _ => match compile_check(id, atom)? {
+                Some(check) => LazyTest::Check(check),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(LazyAtom { field, test }))
     }
 
     /// Whether the atom holds for a value, given also case-folded.
     fn test(&self, value: &str, folded: &str) -> bool {
-        let text = if self.cased { value } else { folded };
-        match self.anchor {
-            Anchor::Exact => text == self.literal,
-            Anchor::Prefix => text.starts_with(&self.literal),
-            Anchor::Suffix => text.ends_with(&self.literal),
-            Anchor::Contains => self.finder.find(text.as_bytes()).is_some(),
+        match &self.test {
+            LazyTest::Literal { anchor, literal, cased, finder } => {
+                let text = if *cased { value } else { folded };
+                match anchor {
+                    Anchor::Exact => text == literal,
+                    Anchor::Prefix => text.starts_with(literal.as_str()),
+                    Anchor::Suffix => text.ends_with(literal.as_str()),
+                    Anchor::Contains => finder.find(text.as_bytes()).is_some(),
+                }
+            }
+            LazyTest::Check(check) => check.regex.is_match(if check.on_folded { folded } else { value }),
         }
     }
 }
@@ -225,7 +243,7 @@ impl Matcher {
                 CompiledRule { condition: r.condition.clone(), needs, lazy: vec![] }
             })
             .collect();
-        let lazy = if options.prefilter { lazy_atoms(program, &mut rules) } else { vec![] };
+        let lazy = if options.prefilter { lazy_atoms(program, &mut rules)? } else { vec![] };
         let mut tables: Vec<FieldTable> = program.fields.iter().map(|_| FieldTable::default()).collect();
         let mut keyword = FieldTable::default();
         let mut field_refs = Vec::new();
@@ -414,21 +432,23 @@ impl Matcher {
                     let r = w * 64 + word.trailing_zeros() as usize;
                     word &= word - 1;
                     // The value, read and folded once per row.
-                    let mut text = None;
+                    let mut value = None;
                     for &a in atoms {
                         if done.get(a).is_some_and(|d| d[w] >> (r % 64) & 1 == 1) {
                             continue;
                         }
                         done.set(a, r);
-                        let value = text.get_or_insert_with(|| {
-                            let value = col.value(start + r).and_then(|v| v.text());
-                            if let Some(v) = &value {
+                        let Some(text) = value.get_or_insert_with(|| {
+                            let text = col.value(start + r).and_then(|v| v.text());
+                            if let Some(text) = &text {
                                 folded.clear();
-                                fold_into(v, folded);
+                                fold_into(text, folded);
                             }
-                            value
-                        });
-                        if value.as_ref().is_some_and(|v| self.lazy[a as usize].as_ref().expect("lazy atom").test(v, folded)) {
+                            text
+                        }) else {
+                            break;
+                        };
+                        if self.lazy[a as usize].as_ref().expect("lazy atom").test(text, folded) {
                             bits.set(a, r);
                         }
                     }
@@ -524,10 +544,21 @@ fn collect_atoms(expr: &Expr, negated: bool, out: &mut Vec<(AtomId, bool)>) {
     out.dedup();
 }
 
-/// Chooses the lazy atoms (see [`LazyAtom`]), records them in their rules, and returns
-/// them by atom id.
-fn lazy_atoms(program: &Program, rules: &mut [CompiledRule]) -> Vec<Option<LazyAtom>> {
-    let mut lazy: Vec<bool> = program.atoms.iter().map(|a| LazyAtom::new(a).is_some()).collect();
+/// A guess at how often a set of atoms hits, to choose a rule's witness: short literals
+/// are common; globs, regexes and other tests cost a run each.
+fn guessed_cost(set: &[AtomId], atoms: &[Atom]) -> f64 {
+    set.iter()
+        .map(|&a| match &atoms[a as usize] {
+            Atom::Str { value, .. } => 1.0 / (value.chars().count().max(1) as f64).powi(2),
+            _ => 1.0,
+        })
+        .sum()
+}
+
+/// Chooses the lazy atoms (see [`LazyAtom`]), records them in their rules (whose needed
+/// sets then keep only those without lazy atoms), and returns them by atom id.
+fn lazy_atoms(program: &Program, rules: &mut [CompiledRule]) -> Result<Vec<Option<LazyAtom>>> {
+    let mut eager = vec![false; program.atoms.len()];
     let uses: Vec<Vec<(AtomId, bool)>> = program
         .rules
         .iter()
@@ -538,15 +569,24 @@ fn lazy_atoms(program: &Program, rules: &mut [CompiledRule]) -> Vec<Option<LazyA
         })
         .collect();
     for (rule, atoms) in rules.iter().zip(&uses) {
+        let witness = rule.needs.iter().min_by(|x, y| guessed_cost(x, &program.atoms).total_cmp(&guessed_cost(y, &program.atoms)));
         for &(a, negated) in atoms {
-            // Atoms used outside a `not`, or by a rule with nothing else to go on, stay eager.
-            if !negated || rule.needs.is_empty() || rule.needs.iter().flatten().any(|&n| n == a) {
-                lazy[a as usize] = false;
-            }
+            let check = matches!(program.atoms[a as usize], Atom::Glob { .. } | Atom::Re { .. });
+            let keep = match witness {
+                // Nothing else to go on.
+                None => true,
+                Some(witness) if check => witness.contains(&a),
+                Some(_) => !negated || rule.needs.iter().flatten().any(|&n| n == a),
+            };
+            eager[a as usize] |= keep;
         }
     }
-    let lazy: Vec<Option<LazyAtom>> =
-        program.atoms.iter().zip(lazy).map(|(atom, lazy)| if lazy { LazyAtom::new(atom) } else { None }).collect();
+    let lazy: Vec<Option<LazyAtom>> = program
+        .atoms
+        .iter()
+        .enumerate()
+        .map(|(id, atom)| if eager[id] { Ok(None) } else { LazyAtom::new(id as AtomId, atom) })
+        .collect::<Result<_>>()?;
     for (rule, atoms) in rules.iter_mut().zip(&uses) {
         for &(a, _) in atoms {
             let Some(atom) = &lazy[a as usize] else { continue };
@@ -556,8 +596,9 @@ fn lazy_atoms(program: &Program, rules: &mut [CompiledRule]) -> Vec<Option<LazyA
                 None => rule.lazy.push((atom.field, vec![a])),
             }
         }
+        rule.needs.retain(|set| set.iter().all(|&a| lazy[a as usize].is_none()));
     }
-    lazy
+    Ok(lazy)
 }
 
 /// Sets of atoms such that `expr` holds only if at least one atom of each set holds; an

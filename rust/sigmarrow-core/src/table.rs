@@ -152,7 +152,16 @@ impl AnchoredTest {
         }
     }
 
-    /// The same test on a folded value.
+    /// The test on the folded value: the slow way, for values that are not ASCII.
+    #[cold]
+    #[inline(never)]
+    fn on_value_folded(&self, value: &[u8], folded: &mut String) -> bool {
+        folded.clear();
+        fold_into(std::str::from_utf8(value).expect("Arrow strings are UTF-8"), folded);
+        self.on_folded(folded)
+    }
+
+    /// The test on a folded value.
     fn on_folded(&self, folded: &str) -> bool {
         let v = folded.as_bytes();
         match self.anchor {
@@ -353,6 +362,39 @@ pub fn check_triggers(atom: &Atom) -> Option<Vec<String>> {
     }
 }
 
+/// A glob or regex atom compiled: its regex, whether the regex runs on the folded value
+/// (case-insensitive globs) rather than the value as it is, and its trigger literals.
+pub(crate) struct CompiledCheck {
+    pub regex: meta::Regex,
+    pub on_folded: bool,
+    triggers: Vec<String>,
+}
+
+/// Compiles a glob or regex atom; `None` for other atoms.
+pub(crate) fn compile_check(id: AtomId, atom: &Atom) -> Result<Option<CompiledCheck>> {
+    let (pattern, flags, on_folded, triggers) = match atom {
+        Atom::Glob { parts, cased, .. } => {
+            let (pattern, trigger) = glob_check(parts, *cased);
+            (pattern, "", !cased, trigger.into_iter().collect())
+        }
+        Atom::Re { pattern, flags, .. } => {
+            let re = build_regex(pattern, flags)
+                .map_err(|e| Error::Program(format!("atom {id}: regex {pattern:?}: {e}")))?;
+            (re.as_str().to_string(), flags.as_str(), false, regex_triggers(pattern, flags).unwrap_or_default())
+        }
+        _ => return Ok(None),
+    };
+    let syntax = regex_automata::util::syntax::Config::new()
+        .case_insensitive(flags.contains('i'))
+        .multi_line(flags.contains('m'))
+        .dot_matches_new_line(flags.contains('s'));
+    let regex = meta::Regex::builder()
+        .syntax(syntax)
+        .build(&pattern)
+        .map_err(|e| Error::Program(format!("atom {id}: regex {pattern:?}: {e}")))?;
+    Ok(Some(CompiledCheck { regex, on_folded, triggers }))
+}
+
 /// A glob or regex atom, run only when triggered (or always, without triggers).
 struct Check {
     atom: AtomId,
@@ -441,12 +483,9 @@ impl FieldTable {
             Atom::Str { value, anchor, .. } if value.is_empty() => self.empties.push((id, *anchor)),
             Atom::Str { value, anchor, cased: true, .. } => self.cased.add(value.clone(), Target::Atom(id, *anchor)),
             Atom::Str { value, anchor, cased: false, .. } => self.folded.add(fold(value), Target::Atom(id, *anchor)),
-            Atom::Glob { parts, cased, .. } => self.add_glob(id, parts, *cased, slot)?,
-            Atom::Re { pattern, flags, .. } => {
-                let re = build_regex(pattern, flags)
-                    .map_err(|e| Error::Program(format!("atom {id}: regex {pattern:?}: {e}")))?;
-                let triggers = regex_triggers(pattern, flags).unwrap_or_default();
-                self.add_check(id, re.as_str(), flags, false, triggers, slot)?;
+            Atom::Glob { .. } | Atom::Re { .. } => {
+                let check = compile_check(id, atom)?.expect("a check");
+                self.add_check(id, check, slot);
             }
             Atom::Cidr { network, .. } => {
                 let net = Network::parse(network)
@@ -463,20 +502,8 @@ impl FieldTable {
         Ok(())
     }
 
-    fn add_glob(&mut self, id: AtomId, parts: &[GlobToken], cased: bool, slot: &mut usize) -> Result<()> {
-        let (pattern, trigger) = glob_check(parts, cased);
-        self.add_check(id, &pattern, "", !cased, trigger.into_iter().collect(), slot)
-    }
-
-    fn add_check(&mut self, atom: AtomId, pattern: &str, flags: &str, on_folded: bool, triggers: Vec<String>, slot: &mut usize) -> Result<()> {
-        let syntax = regex_automata::util::syntax::Config::new()
-            .case_insensitive(flags.contains('i'))
-            .multi_line(flags.contains('m'))
-            .dot_matches_new_line(flags.contains('s'));
-        let regex = meta::Regex::builder()
-            .syntax(syntax)
-            .build(pattern)
-            .map_err(|e| Error::Program(format!("atom {atom}: regex {pattern:?}: {e}")))?;
+    fn add_check(&mut self, atom: AtomId, check: CompiledCheck, slot: &mut usize) {
+        let CompiledCheck { regex, on_folded, triggers } = check;
         let n = self.checks.len() as u32;
         if triggers.is_empty() {
             self.untriggered.push(n);
@@ -486,7 +513,6 @@ impl FieldTable {
         }
         self.checks.push(Check { atom, regex, on_folded, slot: *slot });
         *slot += 1;
-        Ok(())
     }
 
     /// Whether an atom reads this field's values, not only their presence.
@@ -549,18 +575,8 @@ impl FieldTable {
     #[inline]
     pub fn eval_anchored(&self, value: &[u8], scratch: &mut Scratch, hit: &mut impl FnMut(AtomId)) {
         let Some(tests) = &self.anchored else { return };
-        let mut folded = false;
         for test in tests {
-            let ok = test.decide(value).unwrap_or_else(|| {
-                // Not ASCII (rare): fold the whole value once.
-                if !folded {
-                    scratch.folded.clear();
-                    fold_into(std::str::from_utf8(value).expect("Arrow strings are UTF-8"), &mut scratch.folded);
-                    folded = true;
-                }
-                test.on_folded(&scratch.folded)
-            });
-            if ok {
+            if test.decide(value).unwrap_or_else(|| test.on_value_folded(value, &mut scratch.folded)) {
                 hit(test.atom);
             }
         }
