@@ -72,7 +72,7 @@ enum LazyTest {
         cased: bool,
         finder: memmem::Finder<'static>,
     },
-    Check(CompiledCheck),
+    Check(Box<CompiledCheck>),
 }
 
 impl LazyAtom {
@@ -85,7 +85,7 @@ impl LazyAtom {
                 LazyTest::Literal { anchor: *anchor, literal, cased: *cased, finder }
             }
             _ => match compile_check(id, atom)? {
-                Some(check) => LazyTest::Check(check),
+                Some(check) => LazyTest::Check(Box::new(check)),
                 None => return Ok(None),
             },
         };
