@@ -64,6 +64,8 @@ struct LazyAtom {
     test: LazyTest,
 }
 
+// One per lazy atom, read in place: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum LazyTest {
     Literal {
         anchor: Anchor,
@@ -72,7 +74,7 @@ enum LazyTest {
         cased: bool,
         finder: memmem::Finder<'static>,
     },
-    Check(Box<CompiledCheck>),
+    Check(CompiledCheck),
 }
 
 impl LazyAtom {
@@ -85,7 +87,7 @@ impl LazyAtom {
                 LazyTest::Literal { anchor: *anchor, literal, cased: *cased, finder }
             }
             _ => match compile_check(id, atom)? {
-                Some(check) => LazyTest::Check(Box::new(check)),
+                Some(check) => LazyTest::Check(check),
                 None => return Ok(None),
             },
         };
