@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
+use std::hash::Hasher;
 
 use memchr::memmem;
 
@@ -74,8 +76,13 @@ enum LazyTest {
         cased: bool,
         finder: memmem::Finder<'static>,
     },
-    Check(CompiledCheck),
+    /// A glob or regex, and finders for its trigger literals when they are few: the
+    /// regex runs only if one of them is in the folded value.
+    Check(CompiledCheck, Vec<memmem::Finder<'static>>),
 }
+
+/// Lazy checks with more trigger literals than this run without looking for them first.
+const MAX_LAZY_TRIGGERS: usize = 4;
 
 impl LazyAtom {
     fn new(id: AtomId, atom: &Atom) -> Result<Option<LazyAtom>> {
@@ -87,7 +94,14 @@ impl LazyAtom {
                 LazyTest::Literal { anchor: *anchor, literal, cased: *cased, finder }
             }
             _ => match compile_check(id, atom)? {
-                Some(check) => LazyTest::Check(check),
+                Some(check) => {
+                    let triggers = if check.triggers.len() <= MAX_LAZY_TRIGGERS {
+                        check.triggers.iter().map(|t| memmem::Finder::new(t.as_bytes()).into_owned()).collect()
+                    } else {
+                        vec![]
+                    };
+                    LazyTest::Check(check, triggers)
+                }
                 None => return Ok(None),
             },
         };
@@ -106,7 +120,10 @@ impl LazyAtom {
                     Anchor::Contains => finder.find(text.as_bytes()).is_some(),
                 }
             }
-            LazyTest::Check(check) => check.regex.is_match(if check.on_folded { folded } else { value }),
+            LazyTest::Check(check, triggers) => {
+                (triggers.is_empty() || triggers.iter().any(|t| t.find(folded.as_bytes()).is_some()))
+                    && check.regex.is_match(if check.on_folded { folded } else { value })
+            }
         }
     }
 }
@@ -169,14 +186,34 @@ impl AtomBits {
     }
 }
 
-/// The value → atoms memo of one field.
+/// The value → atoms memo of one field. Values and atom lists live in two arenas, so that
+/// remembering a value allocates nothing once the memo has filled up the first time.
 #[derive(Default)]
 struct Memo {
-    index: FxHashMap<Box<str>, (u32, u32)>,
+    index: HashTable<MemoEntry>,
+    values: Vec<u8>,
     atoms: Vec<AtomId>,
     lookups: u32,
     found: u32,
     off: bool,
+}
+
+/// A remembered value: its hash, and its bytes and atoms as (start, length) in the arenas.
+#[derive(Clone, Copy)]
+struct MemoEntry {
+    hash: u64,
+    value: (u32, u32),
+    atoms: (u32, u32),
+}
+
+fn value_hash(value: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(value.as_bytes());
+    hasher.finish()
+}
+
+fn span<T>(v: &[T], (start, len): (u32, u32)) -> &[T] {
+    &v[start as usize..(start + len) as usize]
 }
 
 impl Memo {
@@ -184,31 +221,40 @@ impl Memo {
     /// repeat turns itself off after a trial.
     fn atoms(&mut self, table: &FieldTable, value: &str, scratch: &mut Scratch) -> &[AtomId] {
         self.lookups += 1;
-        let (at, len) = match self.index.get(value) {
-            Some(&found) => {
+        let hash = value_hash(value);
+        let values = &self.values;
+        let atoms = match self.index.find(hash, |e| e.hash == hash && span(values, e.value) == value.as_bytes()) {
+            Some(entry) => {
                 self.found += 1;
-                found
+                entry.atoms
             }
             None => {
                 if self.index.len() >= MEMO_ENTRIES {
                     self.index.clear();
+                    self.values.clear();
                     self.atoms.clear();
                 }
                 let at = self.atoms.len();
                 table.eval(Value::Str(value), scratch, &mut |a| self.atoms.push(a));
-                let entry = (at as u32, (self.atoms.len() - at) as u32);
-                self.index.insert(value.into(), entry);
-                entry
+                let entry = MemoEntry {
+                    hash,
+                    value: (self.values.len() as u32, value.len() as u32),
+                    atoms: (at as u32, (self.atoms.len() - at) as u32),
+                };
+                self.values.extend_from_slice(value.as_bytes());
+                self.index.insert_unique(hash, entry, |e| e.hash);
+                entry.atoms
             }
         };
         if self.lookups == MEMO_TRIAL && self.found * 4 < self.lookups {
             self.off = true;
-            self.index = FxHashMap::default();
+            self.index = HashTable::new();
+            self.values = Vec::new();
             // The last value's atoms are still returned below.
-            self.atoms.drain(..at as usize);
-            return &self.atoms[..len as usize];
+            self.atoms.drain(..atoms.0 as usize);
+            return &self.atoms[..atoms.1 as usize];
         }
-        &self.atoms[at as usize..(at + len) as usize]
+        span(&self.atoms, atoms)
     }
 }
 

@@ -367,7 +367,7 @@ pub fn check_triggers(atom: &Atom) -> Option<Vec<String>> {
 pub(crate) struct CompiledCheck {
     pub regex: meta::Regex,
     pub on_folded: bool,
-    triggers: Vec<String>,
+    pub triggers: Vec<String>,
 }
 
 /// Compiles a glob or regex atom; `None` for other atoms.
