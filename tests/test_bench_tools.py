@@ -295,8 +295,9 @@ def test_explain_names_literals_condition_and_witness(capsys: pytest.CaptureFixt
     assert "':\\Program Files (x86)\\cloudflared\\'" in out
     assert "NOT" in out and "AND" in out
     assert "[only under NOT]" in out
-    witness = out.split("Witness:")[1]
+    witness, lazy = out.split("Witness:")[1].split("Lazy:")
     assert "\\cloudflared.exe" in witness and "Program Files" not in witness
+    assert "Program Files (x86)" in lazy and "\\cloudflared.exe'" not in lazy
 
 
 def test_explain_shared_literals_and_lookup_by_id(capsys: pytest.CaptureFixture[str]) -> None:
@@ -320,16 +321,38 @@ def test_explain_unknown_rule_is_a_usage_error(capsys: pytest.CaptureFixture[str
     assert _explain(["no-such-file.yml"], capsys)[0] == 2
 
 
-def test_witness_and_engine_triggers() -> None:
-    from sigmarrow.explain import triggers, witness
+def test_engine_plan_witness_and_lazy_atoms_and_triggers(tmp_path: Path) -> None:
+    from cases import rule_yaml
+    from sigmarrow.explain import plan, triggers
 
-    atoms = [{"op": "str", "field": 0, "anchor": "contains", "value": v, "cased": False}
-             for v in ("a", "longer literal", "x", "yy")]
-    assert witness({"and": [{"atom": 0}, {"atom": 1}]}, atoms) == [1]
-    assert witness({"and": [{"atom": 1}, {"not": {"atom": 0}}]}, atoms) == [1]
-    assert witness({"not": {"atom": 0}}, atoms) is None
-    assert witness({"or": [{"atom": 2}, {"and": [{"atom": 0}, {"atom": 3}]}]}, atoms) == [2, 3]
-    assert witness({"or": [{"atom": 2}, {"not": {"atom": 3}}]}, atoms) is None
+    detections = [
+        "s: {F|contains: 'a'}\nt: {F|contains: 'longer literal'}\ncondition: s and t",
+        "s: {F|contains: 'longer literal'}\nf: {F|contains: 'filter'}\ncondition: s and not f",
+        "s: {F|contains: 'a'}\ncondition: not s",
+        "s: {F|contains: 'x'}\nt: {F|contains: 'yy'}\nu: {F|contains: 'a'}\ncondition: s or (t and u)",
+        "s: {F|contains: 'x'}\nt: {F|contains: 'yy'}\ncondition: s or not t",
+        "s: {F|contains: 'longer literal'}\nt: {F|re: 'x+y'}\ncondition: s and t",
+    ]
+    for i, detection in enumerate(detections):
+        (tmp_path / f"r{i}.yml").write_text(rule_yaml(detection, title=f"r{i}", rule_id=f"00000000-0000-0000-0000-00000000000{i}"))
+    matcher = sigmarrow.compile(sorted(str(p) for p in tmp_path.glob("*.yml")))
+    atom = {a.get("value", a.get("pattern")): i for i, a in enumerate(matcher.program.atoms)}
+    a, long, x, yy, filt, regex_atom = (atom[v] for v in ("a", "longer literal", "x", "yy", "filter", "x+y"))
+    # (needed sets, witness, lazy atoms)
+    assert plan(matcher, 0) == ([[a], [long]], [long], [])  # the longer literal is the witness
+    assert plan(matcher, 1) == ([[long]], [long], [filt])  # the filter is lazy
+    assert plan(matcher, 2) == ([], None, [])  # true with no atom: evaluated everywhere
+    assert plan(matcher, 3)[1] in ([x, yy], [x, a], [yy, x], [a, x])
+    assert plan(matcher, 4) == ([], None, [])
+    assert plan(matcher, 5) == ([[long]], [long], [regex_atom])  # the regex runs only where the literal hit
+    # Without the prefilter, nothing is lazy and no witness is chosen.
+    assert plan(matcher.with_options(prefilter=False), 1) == ([[long]], None, [])
+    data = pa.table({"F": ["x a longer literal", "longer literal filter", "xxy longer literal", "q"]})
+    hits = matcher.match(data)
+    assert hits.equals(matcher.with_options(prefilter=False, memo=False).match(data))
+    assert [(r, k) for r, k in zip(hits["row"].to_pylist(), hits["rule_id"].to_pylist()) if k[-1] in "15"] \
+        == [(0, matcher.rules[1].id), (2, matcher.rules[1].id), (2, matcher.rules[5].id)]
+
     def regex(pattern: str) -> dict:
         return {"op": "re", "field": 0, "pattern": pattern, "flags": ""}
 

@@ -11,6 +11,9 @@ class Engine:
     def match_batches(
         self, batches: list[pa.RecordBatch], keyword_columns: list[str], threads: int
     ) -> tuple[pa.Int64Array, pa.UInt32Array]: ...
+    def rule_plan(self, rule: int) -> tuple[list[list[int]], list[int] | None, list[int]]:
+        """(sets of atoms each of which must hit for the rule to be evaluated, the set chosen
+        as its witness, atoms tested only where every set hit)."""
 
 def regex_error(pattern: str, flags: str) -> str | None: ...
 def casefold(text: str) -> str: ...

@@ -3,9 +3,10 @@
 Shows what the engine is given for the rule (``sigmarrow.compiler.program``): its atoms
 grouped by field (operation, anchor, literal, case), its condition as an indented tree over
 those atoms, and what the engine can derive from them: the literal tables the atoms go
-into, the literals a glob or regex needs (its prefilter), and a *witness*: a small set of
-positive atoms one of which is true in every match (a sparse evaluator only needs to look
-at rows where a witness atom hit; a rule without one must be evaluated on every row).
+into, the literals a glob or regex needs (its prefilter), and the engine's own plan for the
+rule: the sets of atoms one of which is true in every match (the rule is evaluated only
+where each set hit), the set chosen as its *witness*, and the *lazy* atoms, tested only on
+the rows where every needed set hit (see docs/engine.md).
 
 With ``--rules SET`` it also tells which of the rule's atoms other rules of SET share (same
 field, operation and literal), and RULE may then be a rule id, a title or a file name of
@@ -27,7 +28,7 @@ from typing import Any
 
 from sigmarrow import _engine
 
-__all__ = ["add_arguments", "atom_text", "explain", "run", "witness"]
+__all__ = ["add_arguments", "atom_text", "explain", "plan", "run"]
 
 _ANCHOR_WORD = {"exact": "equals", "prefix": "startswith", "suffix": "endswith", "contains": "contains"}
 
@@ -98,42 +99,9 @@ def triggers(atom: dict[str, Any]) -> list[str]:
     return _engine.check_triggers(json.dumps(atom)) or []
 
 
-def witness(expr: dict[str, Any], atoms: Sequence[dict[str, Any]]) -> list[int] | None:
-    """Positive atoms one of which is true in every match, small and with long literals
-    preferred; None when a match may have no positive atom true (e.g. `not x` alone)."""
-    if "atom" in expr:
-        return [expr["atom"]]
-    if "const" in expr:
-        return None if expr["const"] else []
-    if "not" in expr:
-        return None
-    if "or" in expr:
-        out: list[int] = []
-        for child in expr["or"]:
-            got = witness(child, atoms)
-            if got is None:
-                return None
-            out += [a for a in got if a not in out]
-        return out
-    options = [w for w in (witness(c, atoms) for c in expr["and"]) if w is not None]
-    if not options:
-        return None
-    return min(options, key=lambda w: (_weakness(w, atoms), len(w)))
-
-
-def _weakness(w: list[int], atoms: Sequence[dict[str, Any]]) -> float:
-    """How often a witness set is likely true: short literals and many alternatives are
-    weak; an empty set (the branch is never true) is the strongest."""
-    score = 0.0
-    for a in w:
-        atom = atoms[a]
-        text = atom.get("value") or ""
-        if atom["op"] in ("glob", "re"):
-            text = min(triggers(atom), key=len, default="")
-        elif atom["op"] not in ("str",):
-            text = ""
-        score += 1.0 / (1 + len(text)) + (0.5 if atom["op"] in ("null", "exists", "num", "bool") else 0.0)
-    return score
+def plan(matcher: Any, rule_index: int) -> tuple[list[list[int]], list[int] | None, list[int]]:
+    """The engine's plan for a rule of `matcher`: (needed sets, witness set, lazy atoms)."""
+    return matcher._engine.rule_plan(rule_index)
 
 
 def _tree(expr: dict[str, Any], atoms: Sequence[dict[str, Any]], fields: Sequence[str], depth: int = 0) -> list[str]:
@@ -166,10 +134,11 @@ def _atom_key(atom: dict[str, Any], fields: Sequence[str]) -> str:
     return json.dumps(key, sort_keys=True)
 
 
-def explain(program: Any, rule_index: int, others: Any = None, show_shared: int = 3) -> str:
-    """The readable program of rule `rule_index` of `program`; `others` (a Program) is the
-    set whose rules sharing an atom are named (defaults to `program` itself when it holds
-    more than this rule)."""
+def explain(matcher: Any, rule_index: int, others: Any = None, show_shared: int = 3) -> str:
+    """The readable program of rule `rule_index` of `matcher` and the engine's plan for it;
+    `others` (a Program) is the set whose rules sharing an atom are named (defaults to the
+    matcher's program itself when it holds more than this rule)."""
+    program = matcher.program
     data = program.data
     rule = data["rules"][rule_index]
     atoms, fields = data["atoms"], data["fields"]
@@ -203,6 +172,7 @@ def explain(program: Any, rule_index: int, others: Any = None, show_shared: int 
         for a in used:
             sharing[a] = users.get(_atom_key(atoms[a], fields), [])
 
+    needs, witness, lazy = plan(matcher, rule_index)
     out += ["", f"Atoms by column ({len(used)}):"]
     by_field: dict[str, list[int]] = defaultdict(list)
     for a in used:
@@ -215,7 +185,8 @@ def explain(program: Any, rule_index: int, others: Any = None, show_shared: int 
             sign = "" if a in positive else "  [only under NOT]"
             line = f"    a{a:<6} {_describe(atom)}{sign}"
             out.append(line)
-            out.append(f"    {'':7} -> {_table_of(atom)}")
+            table = "lazy: tested directly, only where the rule's needed atoms hit" if a in lazy else _table_of(atom)
+            out.append(f"    {'':7} -> {table}")
             if a in sharing:
                 shared = sharing[a]
                 if shared:
@@ -225,19 +196,23 @@ def explain(program: Any, rule_index: int, others: Any = None, show_shared: int 
                 else:
                     out.append(f"    {'':7} used by no other rule of the set")
 
-    w = witness(rule["condition"], atoms)
     out.append("")
-    if w is None:
+    if witness is None:
         out.append("Witness: none. A match may have no positive atom true (a `not` carries it), "
-                   "so the rule must be evaluated on every row.")
-    elif not w:
+                   "so the rule is evaluated on every row.")
+    elif not witness:
         out.append("Witness: the condition is never true.")
     else:
-        which = "this atom" if len(w) == 1 else f"one of these {len(w)} atoms"
-        out.append(f"Witness: every match has {which} true; only rows where it hits need the full "
-                   "condition:")
-        for a in w:
-            out.append(f"  a{a:<6} {atom_text(atoms[a], fields)}")
+        which = "this atom" if len(witness) == 1 else f"one of these {len(witness)} atoms"
+        out.append(f"Witness: every match has {which} true; the rule is evaluated only where it hits:")
+        out += [f"  a{a:<6} {atom_text(atoms[a], fields)}" for a in witness]
+    if len(needs) > 1:
+        out.append(f"Also needed ({len(needs) - 1} more set{'s' if len(needs) > 2 else ''}, one atom of each "
+                   "in every match):")
+        out += ["  " + " or ".join(f"a{a}" for a in n) for n in needs if n != witness]
+    if lazy:
+        out.append("Lazy: tested only on the rows where every needed set hit:")
+        out += [f"  a{a:<6} {atom_text(atoms[a], fields)}" for a in lazy]
     return "\n".join(out)
 
 
@@ -322,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
             blocks.append(json.dumps(alone.data, indent=1, ensure_ascii=False))
         else:
             others = the_set.program if the_set is not None else None
-            blocks.append(explain(matcher.program, i, others, args.show_shared))
+            blocks.append(explain(matcher, i, others, args.show_shared))
     print(("\n\n" + "=" * 80 + "\n\n").join(blocks))
     return 0
 

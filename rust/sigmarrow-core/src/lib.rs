@@ -27,6 +27,6 @@ pub mod table;
 
 pub use casefold::fold;
 pub use error::{Error, Result};
-pub use matcher::{Hit, Matcher, Options};
+pub use matcher::{Hit, Matcher, Options, RulePlan};
 pub use program::Program;
 pub use table::{build_regex, check_triggers};

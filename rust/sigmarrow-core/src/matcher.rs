@@ -54,6 +54,19 @@ struct CompiledRule {
     needs: Vec<Vec<AtomId>>,
     /// The rule's lazy atoms (see [`LazyAtom`]), by field.
     lazy: Vec<(FieldId, Vec<AtomId>)>,
+    /// The needed set chosen as the rule's witness: its atoms stay in the field tables.
+    witness: Option<Vec<AtomId>>,
+}
+
+/// How the engine runs one rule (for `sigmarrow explain`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulePlan {
+    /// Sets of atoms each of which must have a hit in a chunk for the rule to be evaluated.
+    pub needs: Vec<Vec<AtomId>>,
+    /// The needed set whose atoms the rule is found by (lazy atoms depend on it).
+    pub witness: Option<Vec<AtomId>>,
+    /// Atoms tested only on the rows where every needed set hit.
+    pub lazy: Vec<AtomId>,
 }
 
 /// An atom left out of the field tables and tested directly, only on the rows where each
@@ -288,7 +301,7 @@ impl Matcher {
                     collect_atoms(&r.condition, false, &mut atoms);
                     needs.push(atoms.into_iter().map(|(a, _)| a).collect());
                 }
-                CompiledRule { condition: r.condition.clone(), needs, lazy: vec![] }
+                CompiledRule { condition: r.condition.clone(), needs, lazy: vec![], witness: None }
             })
             .collect();
         let lazy = if options.prefilter { lazy_atoms(program, &mut rules)? } else { vec![] };
@@ -365,6 +378,16 @@ impl Matcher {
                 .collect()
         };
         Ok(thread_pool(threads)?.install(run))
+    }
+
+    /// How the engine runs rule number `rule`.
+    pub fn rule_plan(&self, rule: usize) -> Option<RulePlan> {
+        let r = self.rules.get(rule)?;
+        Some(RulePlan {
+            needs: r.needs.clone(),
+            witness: r.witness.clone(),
+            lazy: r.lazy.iter().flat_map(|(_, atoms)| atoms.iter().copied()).collect(),
+        })
     }
 
     fn reads_values(&self, f: usize) -> bool {
@@ -616,8 +639,9 @@ fn lazy_atoms(program: &Program, rules: &mut [CompiledRule]) -> Result<Vec<Optio
             atoms
         })
         .collect();
-    for (rule, atoms) in rules.iter().zip(&uses) {
-        let witness = rule.needs.iter().min_by(|x, y| guessed_cost(x, &program.atoms).total_cmp(&guessed_cost(y, &program.atoms)));
+    for (rule, atoms) in rules.iter_mut().zip(&uses) {
+        rule.witness = rule.needs.iter().min_by(|x, y| guessed_cost(x, &program.atoms).total_cmp(&guessed_cost(y, &program.atoms))).cloned();
+        let witness = rule.witness.as_ref();
         for &(a, negated) in atoms {
             let check = matches!(program.atoms[a as usize], Atom::Glob { .. } | Atom::Re { .. });
             let keep = match witness {

@@ -39,6 +39,14 @@ impl Engine {
         Ok(Engine { inner: Matcher::from_json(program_json, options).map_err(to_py)? })
     }
 
+    /// How the engine runs rule number `rule`: (needed sets, witness set or None, lazy
+    /// atoms), as atom ids.
+    #[allow(clippy::type_complexity)]
+    fn rule_plan(&self, rule: usize) -> PyResult<(Vec<Vec<u32>>, Option<Vec<u32>>, Vec<u32>)> {
+        let plan = self.inner.rule_plan(rule).ok_or_else(|| to_py(Error::Program(format!("no rule {rule}"))))?;
+        Ok((plan.needs, plan.witness, plan.lazy))
+    }
+
     /// Matches record batches (rows numbered across them) and returns two pyarrow arrays:
     /// row (int64) and rule index (uint32), ordered by row then rule.
     fn match_batches(
