@@ -151,6 +151,23 @@ pub struct Matcher {
     natoms: usize,
     rules: Vec<CompiledRule>,
     options: Options,
+    /// Scratch spaces not in use, kept from call to call (memos stay warm, nothing is
+    /// allocated again): one per thread that matched at the same time, at most.
+    scratch: Mutex<Vec<ThreadScratch>>,
+}
+
+/// A scratch space taken from the matcher's pool for one rayon job; back on drop.
+struct PooledScratch<'a> {
+    matcher: &'a Matcher,
+    scratch: Option<ThreadScratch>,
+}
+
+impl Drop for PooledScratch<'_> {
+    fn drop(&mut self) {
+        if let Some(scratch) = self.scratch.take() {
+            self.matcher.scratch.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
+        }
+    }
 }
 
 /// A batch's columns bound to the program's fields.
@@ -230,6 +247,12 @@ fn span<T>(v: &[T], (start, len): (u32, u32)) -> &[T] {
 }
 
 impl Memo {
+    fn new_trial(&mut self) {
+        self.lookups = 0;
+        self.found = 0;
+        self.off = false;
+    }
+
     /// The atoms of `table` true for `value`, remembered; a memo whose values rarely
     /// repeat turns itself off after a trial.
     fn atoms(&mut self, table: &FieldTable, value: &str, scratch: &mut Scratch) -> &[AtomId] {
@@ -332,6 +355,7 @@ impl Matcher {
             natoms: program.atoms.len(),
             rules,
             options,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -362,11 +386,17 @@ impl Matcher {
             }
             offset += batch.rows as u64;
         }
+        // Memos judge anew, on this call's data, whether they are worth keeping on.
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().flat_map(|s| s.memos.iter_mut().chain(&mut s.keyword_memos)).for_each(Memo::new_trial);
         let run = || -> Vec<Hit> {
             work.par_iter()
                 .map_init(
-                    || self.thread_scratch(),
-                    |scratch, &(b, start, end, offset)| {
+                    || {
+                        let pooled = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                        PooledScratch { matcher: self, scratch: Some(pooled.unwrap_or_else(|| self.thread_scratch())) }
+                    },
+                    |pooled, &(b, start, end, offset)| {
+                        let scratch = pooled.scratch.as_mut().expect("taken until drop");
                         let mut hits = Vec::new();
                         self.match_chunk(&bound[b], start, end, scratch, &mut |row, rule| {
                             hits.push((offset + row as u64, rule))
@@ -462,7 +492,13 @@ impl Matcher {
             }
             return;
         }
-        let memo = &mut memos[f];
+        self.eval_column(table, col, start, end, &mut memos[f], values, bits);
+    }
+
+    /// Sets the bits of the atoms of `table` true for each row of `col`, a field's column
+    /// or a keyword column.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_column(&self, table: &FieldTable, col: &Col, start: usize, end: usize, memo: &mut Memo, values: &mut Scratch, bits: &mut AtomBits) {
         if let Col::Str(strings) = col {
             if table.is_anchored() {
                 strings.for_each_bytes(start, end, |row, value| match value {
@@ -535,15 +571,7 @@ impl Matcher {
         let ThreadScratch { values, bits, keyword_memos, lazy_done, .. } = scratch;
         keyword_memos.resize_with(data.keyword.len(), Memo::default);
         for (col, memo) in data.keyword.iter().zip(keyword_memos) {
-            for row in start..end {
-                match col.value(row) {
-                    Some(Value::Str(s)) if self.options.memo && !memo.off => {
-                        memo.atoms(&self.keyword, s, values).iter().for_each(|&a| bits.set(a, row - start));
-                    }
-                    Some(v) => self.keyword.eval(v, values, &mut sets_bit(bits, row - start)),
-                    None => {}
-                }
-            }
+            self.eval_column(&self.keyword, col, start, end, memo, values, bits);
         }
         for &(a, f, other, anchor) in &self.field_refs {
             let (Some(x), Some(y)) = (&data.fields[f as usize], &data.fields[other as usize]) else { continue };
