@@ -24,7 +24,7 @@ const CHUNK_ROWS: usize = 4096;
 const WORDS: usize = CHUNK_ROWS / 64;
 /// Memo bounds per field and thread: distinct values kept, and lookups after which a
 /// field whose values rarely repeat stops using its memo.
-const MEMO_ENTRIES: usize = 16_384;
+const MEMO_ENTRIES: usize = 65_536;
 const MEMO_TRIAL: u32 = 2_048;
 
 /// A row index within the data and the index of the rule that matched it.
