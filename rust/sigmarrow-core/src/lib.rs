@@ -14,7 +14,8 @@
 //! literals of all rules are deduplicated into one automaton per field and case mode. A
 //! batch is cut into chunks of rows; each chunk computes a bit set per atom that hit, then
 //! each rule's boolean program runs over those bit sets. The [`Matcher`] is immutable;
-//! per-thread scratch space is explicit.
+//! per-thread scratch space is explicit (and pooled). The shortcuts (needed sets, triggers,
+//! lazy atoms, anchored tables, the value memo) are described in `docs/engine.md`.
 
 mod casefold;
 #[allow(clippy::all)]

@@ -525,7 +525,8 @@ impl FieldTable {
         !self.needs_text && self.numbers.is_empty() && self.times.is_empty() && self.nulls.is_empty() && self.exists.is_empty()
     }
 
-    /// Builds the automata; without `prefilter`, every check runs on every value.
+    /// Builds the automata; without `prefilter`, every check runs on every value and no
+    /// table is anchored.
     pub fn build(&mut self, prefilter: bool) {
         if !prefilter {
             self.untriggered = (0..self.checks.len() as u32).collect();
@@ -533,7 +534,7 @@ impl FieldTable {
                 targets.retain(|t| matches!(t, Target::Atom(..)));
             }
         }
-        self.anchored = self.anchored_tests();
+        self.anchored = if prefilter { self.anchored_tests() } else { None };
         self.folded.build();
         self.cased.build();
         self.needs_text = self.folded.automaton.is_some()
