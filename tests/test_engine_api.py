@@ -110,3 +110,21 @@ def test_threads_and_shortcuts_do_not_change_results():
     assert expected.num_rows == 5000
     assert m.match(data, threads=2).equals(expected)
     assert m.with_options(prefilter=False, memo=False).match(data, threads=2).equals(expected)
+
+
+def test_a_reused_matcher_gives_the_same_hits_on_new_data_and_dictionaries():
+    # The engine keeps its memos from call to call and sends dictionary values through
+    # them: neither may leak one call's answers into another's.
+    m = sigmarrow.compile(RULE)
+    plain = m.with_options(prefilter=False, memo=False)
+    images = [r"C:\Windows\System32\whoami.exe", r"C:\x\cmd.exe", None, "WHOAMI.exe", "x\\whoami.exe.bak"]
+    first = pa.table({"Image": images * 3000})
+    # Two batches with different dictionaries, one value under two keys.
+    chunks = [pa.array(images * 2 + ["y"]).dictionary_encode(), pa.array(["y", *images[::-1]] * 2).dictionary_encode()]
+    dictionaries = pa.table({"Image": pa.chunked_array(chunks)})
+    other = pa.table({"Image": [f"C:\\{i}\\WhoAmI.EXE" if i % 3 else f"C:\\{i}\\ok.exe" for i in range(20_000)]})
+    for data in (first, dictionaries, other, first, dictionaries):
+        expected = plain.match(data, threads=1)
+        assert m.match(data, threads=2).equals(expected)
+        assert m.match(data, threads=1).equals(expected)
+    assert plain.match(other).num_rows == 13_333

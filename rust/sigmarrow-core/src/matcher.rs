@@ -363,6 +363,12 @@ impl Matcher {
         Matcher::new(&Program::from_json(text)?, options)
     }
 
+    /// A scratch space from the pool (or a new one), back in the pool when dropped.
+    fn pooled_scratch(&self) -> PooledScratch<'_> {
+        let pooled = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        PooledScratch { matcher: self, scratch: Some(pooled.unwrap_or_else(|| self.thread_scratch())) }
+    }
+
     fn thread_scratch(&self) -> ThreadScratch {
         ThreadScratch {
             values: Scratch::default(),
@@ -377,6 +383,8 @@ impl Matcher {
     /// returns hits ordered by row, then rule. A field is read from the column of the same
     /// name; a field with no column is absent. Keyword atoms search `keyword_columns`.
     pub fn match_batches(&self, batches: &[RecordBatch], keyword_columns: &[String], threads: usize) -> Result<Vec<Hit>> {
+        // Memos judge anew, on this call's data, whether they are worth keeping on.
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().flat_map(|s| s.memos.iter_mut().chain(&mut s.keyword_memos)).for_each(Memo::new_trial);
         let bound: Vec<Bound> = batches.iter().map(|b| self.bind(b, keyword_columns)).collect::<Result<_>>()?;
         let mut work = Vec::new();
         let mut offset = 0u64;
@@ -386,15 +394,10 @@ impl Matcher {
             }
             offset += batch.rows as u64;
         }
-        // Memos judge anew, on this call's data, whether they are worth keeping on.
-        self.scratch.lock().unwrap_or_else(|e| e.into_inner()).iter_mut().flat_map(|s| s.memos.iter_mut().chain(&mut s.keyword_memos)).for_each(Memo::new_trial);
         let run = || -> Vec<Hit> {
             work.par_iter()
                 .map_init(
-                    || {
-                        let pooled = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                        PooledScratch { matcher: self, scratch: Some(pooled.unwrap_or_else(|| self.thread_scratch())) }
-                    },
+                    || self.pooled_scratch(),
                     |pooled, &(b, start, end, offset)| {
                         let scratch = pooled.scratch.as_mut().expect("taken until drop");
                         let mut hits = Vec::new();
@@ -448,17 +451,23 @@ impl Matcher {
             })
             .collect::<Result<_>>()?;
         let keyword = keyword_columns.iter().filter_map(|c| column(c).transpose()).collect::<Result<_>>()?;
-        let mut scratch = Scratch::default();
+        // Dictionary values go through the field's memo too: the batches of one dataset
+        // usually repeat their dictionaries. A dictionary larger than its batch (a slice of
+        // a bigger array) is not evaluated whole: its rows go through the memo one by one.
+        let mut pooled = self.pooled_scratch();
+        let ThreadScratch { values: scratch, memos, .. } = pooled.scratch.as_mut().expect("taken until drop");
         let dict_hits = fields
             .iter()
             .zip(&self.tables)
-            .map(|(col, table)| match col {
-                Some(Col::Dict { values, .. }) => Some(
+            .zip(memos)
+            .map(|((col, table), memo)| match col {
+                Some(Col::Dict { values, .. }) if values.len() <= batch.num_rows() => Some(
                     (0..values.len())
                         .map(|i| match values.get(i) {
+                            Some(v) if self.options.memo && !memo.off => memo.atoms(table, v, scratch).to_vec(),
                             Some(v) => {
                                 let mut hits = Vec::new();
-                                table.eval(Value::Str(v), &mut scratch, &mut |a| hits.push(a));
+                                table.eval(Value::Str(v), scratch, &mut |a| hits.push(a));
                                 hits
                             }
                             None => table.nulls.clone(),
