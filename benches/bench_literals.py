@@ -27,7 +27,6 @@ import tempfile
 from pathlib import Path
 
 from _common import best_of, machine
-
 from sigmarrow import _engine, bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
