@@ -34,7 +34,12 @@ enum Target {
 struct LiteralSet {
     patterns: Vec<String>,
     index: HashMap<String, usize>,
+    /// Per pattern, while the set is built.
     targets: Vec<Vec<Target>>,
+    /// Once built: the targets of pattern `p` are `flat[starts[p]..starts[p + 1]]`, one
+    /// contiguous array rather than a vector per pattern.
+    flat: Vec<Target>,
+    starts: Vec<u32>,
     automaton: Option<AhoCorasick>,
 }
 
@@ -58,6 +63,13 @@ impl LiteralSet {
             );
         }
         self.index = HashMap::new();
+        self.starts = std::iter::once(0)
+            .chain(self.targets.iter().scan(0, |n, t| {
+                *n += t.len() as u32;
+                Some(*n)
+            }))
+            .collect();
+        self.flat = std::mem::take(&mut self.targets).concat();
     }
 
     /// Reports every atom whose literal sits in `text` as its anchor requires, and every
@@ -66,7 +78,8 @@ impl LiteralSet {
         let Some(ac) = &self.automaton else { return };
         for m in ac.find_overlapping_iter(text) {
             let (start, end) = (m.start(), m.end());
-            for &target in &self.targets[m.pattern().as_usize()] {
+            let p = m.pattern().as_usize();
+            for &target in &self.flat[self.starts[p] as usize..self.starts[p + 1] as usize] {
                 match target {
                     Target::Atom(atom, anchor) => {
                         let ok = match anchor {
