@@ -70,7 +70,7 @@ def test_incompatible_program_is_refused():
 def test_bad_rules_are_reported_with_file_id_and_reason(tmp_path):
     (tmp_path / "good.yml").write_text(RULE)
     (tmp_path / "regex.yml").write_text(
-        RULE.replace("0001", "0003").replace(r"Image|endswith: '\whoami.exe'", "Image|re: 'a(?=b)'")
+        RULE.replace("0001", "0003").replace(r"Image|endswith: '\whoami.exe'", "Other|contains: x\n    Image|re: 'a(?=b)'")
     )
     (tmp_path / "broken.yml").write_text("title: Broken\ndetection: [unclosed\n")
     m = sigmarrow.compile(tmp_path)
@@ -80,6 +80,8 @@ def test_bad_rules_are_reported_with_file_id_and_reason(tmp_path):
     assert reasons["regex.yml"].rule_id == "11111111-0000-0000-0000-000000000003"
     assert "look-around" in reasons["regex.yml"].reason
     assert "does not parse" in reasons["broken.yml"].reason
+    # What the failed rule added to the program went with it.
+    assert m.fields == ["Image"] and len(m.program.atoms) == 1
 
 
 def test_unknown_pipeline_is_named():

@@ -229,9 +229,11 @@ def compile_rules(rules: list[SigmaRule], errors: list[CompileError]) -> Program
     compiled = []
     for rule in rules:
         rc = RuleCompiler(builder)
+        mark = builder.mark()
         try:
             condition = rc.rule(rule)
         except (Unsupported, SigmaError) as e:  # SigmaError: e.g. an undefined detection
+            builder.rollback(mark)
             errors.append(rule_error(rule, str(e)))
             continue
         info = _rule_info(rule)

@@ -83,6 +83,7 @@ class ProgramBuilder:
         self._field_ids: dict[str, int] = {}
         self.atoms: list[Atom] = []
         self._atom_ids: dict[bytes, int] = {}
+        self._atom_keys: list[bytes] = []
 
     def field(self, name: str) -> int:
         if name not in self._field_ids:
@@ -94,5 +95,20 @@ class ProgramBuilder:
         key = orjson.dumps(atom, option=orjson.OPT_SORT_KEYS)
         if key not in self._atom_ids:
             self._atom_ids[key] = len(self.atoms)
+            self._atom_keys.append(key)
             self.atoms.append(atom)
         return {"atom": self._atom_ids[key]}
+
+    def mark(self) -> tuple[int, int]:
+        """Where the builder stands, for `rollback`."""
+        return len(self.fields), len(self.atoms)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forgets the fields and atoms added since `mark`: those of a rule that failed to
+        compile, which no other rule uses (atoms and fields are only ever appended)."""
+        fields, atoms = mark
+        for name in self.fields[fields:]:
+            del self._field_ids[name]
+        for key in self._atom_keys[atoms:]:
+            del self._atom_ids[key]
+        del self.fields[fields:], self.atoms[atoms:], self._atom_keys[atoms:]
