@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
 
 

@@ -61,7 +61,7 @@ def load_engine() -> tuple[ModuleType | None, str]:
     """(sigmarrow, "") when the compiled engine is usable, else (None, why not)."""
     try:
         import sigmarrow
-        import sigmarrow._engine  # noqa: F401
+        import sigmarrow._engine
     except ImportError as exc:
         return None, f"sigmarrow engine not importable yet: {exc}"
     if not callable(getattr(sigmarrow, "compile", None)):

@@ -4,7 +4,6 @@ import pickle
 
 import pyarrow as pa
 import pytest
-
 import sigmarrow
 
 RULE = r"""

@@ -11,16 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import hypothesis
 import pytest
 import yaml
-import hypothesis
+from conftest import events_to_table, load_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sigma.collection import SigmaCollection
 from sigma.types import SpecialChars
-
-from conftest import events_to_table, load_engine
-
 from sigmarrow import reference
 
 FIELDS = ["a", "b", "c"]

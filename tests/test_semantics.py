@@ -8,11 +8,9 @@ import math
 from typing import Any
 
 import pytest
-from sigma.collection import SigmaCollection
-
 from cases import CASES, Case, rule_yaml
 from conftest import Engine, events_to_table, load_engine
-
+from sigma.collection import SigmaCollection
 from sigmarrow import reference
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import sigmarrow
 from sigmahq import (
     REGRESSION_DIR,
     RULE_FOLDERS,
@@ -29,8 +30,6 @@ from sigmahq import (
     rule_files,
     rule_index,
 )
-
-import sigmarrow
 from sigmarrow.evtx import flatten_event, read_evtx
 
 evtx = pytest.importorskip("evtx", reason="reading .evtx files needs the PyPI package 'evtx'")
@@ -221,7 +220,6 @@ def test_regression_engine_agrees_with_reference() -> None:
     """On the regression events, the engine reports exactly the rows the reference
     evaluator (sigmarrow.reference, pure Python over pySigma's tree) does."""
     from sigma.collection import SigmaCollection
-
     from sigmarrow import reference
 
     differences = []

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-def compile(sources: Sources, pipeline: PipelineSpec = None) -> Matcher:  # noqa: A001
+def compile(sources: Sources, pipeline: PipelineSpec = None) -> Matcher:
     """Compiles Sigma rules into a Matcher.
 
     `sources`: rule files, folders (recursive *.yml/*.yaml), YAML text, pySigma

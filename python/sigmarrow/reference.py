@@ -122,7 +122,7 @@ def _check(node: Any) -> None:
         for arg in node.args:
             _check(arg)
     elif isinstance(node, ConditionValueExpression) and isinstance(node.value, SigmaNull):
-        raise ValueError("a null keyword (value without field) is not supported")
+        raise ValueError("a null keyword (value without field) is not supported")  # noqa: TRY004 (a rule refused, not a bad argument)
     elif isinstance(node, (ConditionFieldEqualsValueExpression, ConditionValueExpression)):
         values = node.value.values if isinstance(node.value, SigmaExpansion) else [node.value]
         for value in values:
@@ -217,7 +217,7 @@ def _as_number(value: Any) -> int | float | None:
 def _as_datetime(value: Any) -> dt.datetime | None:
     """Timestamps: aware values in UTC, naive ones as they are; dates at midnight."""
     if isinstance(value, dt.datetime):  # before date: datetime is a subclass of date
-        return value if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+        return value if value.tzinfo is None else value.astimezone(dt.UTC)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if not isinstance(value, str):
@@ -321,7 +321,7 @@ def _glob_tokens(value: SigmaString, fold: bool) -> list[str | SpecialChars]:
         elif isinstance(part, SpecialChars):
             tokens.append(part)
         else:
-            raise ValueError(f"unresolved placeholder %{part.name}% in {value.original!r}")
+            raise ValueError(f"unresolved placeholder %{part.name}% in {value.original!r}")  # noqa: TRY004 (a rule refused)
     return tokens
 
 

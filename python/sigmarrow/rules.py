@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -19,9 +19,9 @@ from sigma.rule import SigmaRule
 
 from sigmarrow.errors import CompileError, PipelineError
 
-RuleSource = Union[str, Path, SigmaCollection]
-Sources = Union[RuleSource, Sequence[RuleSource]]
-PipelineSpec = Union[ProcessingPipeline, str, Path, Sequence[Union[ProcessingPipeline, str, Path]], None]
+RuleSource = str | Path | SigmaCollection
+Sources = RuleSource | Sequence[RuleSource]
+PipelineSpec = ProcessingPipeline | str | Path | Sequence[ProcessingPipeline | str | Path] | None
 
 RULE_SUFFIXES = (".yml", ".yaml")
 
