@@ -50,6 +50,18 @@ pub enum Anchor {
     Contains,
 }
 
+impl Anchor {
+    /// Whether `literal` sits in `text` as this anchor requires.
+    pub fn holds(self, text: &[u8], literal: &[u8]) -> bool {
+        match self {
+            Anchor::Exact => text == literal,
+            Anchor::Prefix => text.starts_with(literal),
+            Anchor::Suffix => text.ends_with(literal),
+            Anchor::Contains => memchr::memmem::find(text, literal).is_some(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GlobToken {

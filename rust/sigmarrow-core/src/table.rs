@@ -182,12 +182,7 @@ impl AnchoredTest {
 
     /// The test on a folded value.
     fn on_folded(&self, folded: &str) -> bool {
-        let v = folded.as_bytes();
-        match self.anchor {
-            Anchor::Prefix => v.starts_with(&self.literal),
-            Anchor::Suffix => v.ends_with(&self.literal),
-            Anchor::Exact | Anchor::Contains => v == &*self.literal,
-        }
+        self.anchor.holds(folded.as_bytes(), &self.literal)
     }
 }
 
