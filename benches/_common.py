@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import time
-from pathlib import Path
+
+from sigmarrow.bench import cpu_model
 
 
 def best_of(runs: int, fn):
@@ -20,14 +21,6 @@ def best_of(runs: int, fn):
 
 def machine() -> dict:
     """The machine a result was measured on, for the results file."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     mem = None
     try:
         mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -35,7 +28,7 @@ def machine() -> dict:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": cores,
         "memory_gib": mem,
         "os": platform.platform(),
