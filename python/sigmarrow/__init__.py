@@ -10,26 +10,28 @@ from __future__ import annotations
 
 from sigmarrow._engine import __version__
 from sigmarrow.compiler import compile_rules
-from sigmarrow.compiler.program import Program
+from sigmarrow.program import Program
 from sigmarrow.errors import (
-    CompileError,
     DataError,
     PipelineError,
     ProgramError,
+    RuleError,
     SigmarrowError,
+    UsageError,
 )
 from sigmarrow.matcher import Matcher, RuleInfo
 from sigmarrow.rules import PipelineSpec, Sources, load_rules
 
 __all__ = [
-    "CompileError",
     "DataError",
     "Matcher",
     "PipelineError",
     "Program",
     "ProgramError",
+    "RuleError",
     "RuleInfo",
     "SigmarrowError",
+    "UsageError",
     "__version__",
     "compile",
     "load_rules",

@@ -1657,7 +1657,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    from sigmarrow.cli import UsageError
+    from sigmarrow.errors import UsageError
 
     sigma_dir = find_sigma_dir(args.sigma_dir)
     if sigma_dir is None:
@@ -1702,7 +1702,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m sigmarrow.bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    from sigmarrow.cli import UsageError
+    from sigmarrow.errors import UsageError
 
     try:
         raise SystemExit(run(parser.parse_args()))

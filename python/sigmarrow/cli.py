@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from sigmarrow.errors import UsageError
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_MATCHED",
@@ -35,10 +37,6 @@ EXIT_MATCHED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad usage or bad input, reported as one message and exit status 2."""
 
 
 @dataclass(frozen=True)

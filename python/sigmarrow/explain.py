@@ -1,6 +1,6 @@
 """``sigmarrow explain RULE``: the compiled program of one rule, readable.
 
-Shows what the engine is given for the rule (``sigmarrow.compiler.program``): its atoms
+Shows what the engine is given for the rule (``sigmarrow.program``): its atoms
 grouped by field (operation, anchor, literal, case), its condition as an indented tree over
 those atoms, and what the engine can derive from them: the literal tables the atoms go
 into, the literals a glob or regex needs (its prefilter), and the engine's own plan for the

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sigmarrow import _engine
-from sigmarrow.compiler.program import Program
-from sigmarrow.errors import CompileError, DataError
+from sigmarrow.program import Program
+from sigmarrow.errors import RuleError, DataError
 
 MISSING_FIELDS_KEY = b"sigmarrow.missing_fields"
 # Rows handed to the engine per call when reading a stream: bounds memory, keeps all
@@ -104,7 +104,7 @@ class Matcher:
             )
             for i, r in enumerate(program.rules)
         ]
-        self.errors = [CompileError(**e) for e in program.data["errors"]]
+        self.errors = [RuleError(**e) for e in program.data["errors"]]
         self._rule_ids = pa.array([r.id for r in self.rules], pa.string())
 
     def __repr__(self) -> str:

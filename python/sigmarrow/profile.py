@@ -80,7 +80,7 @@ def _remap(expr: dict[str, Any], ids: dict[int, int]) -> dict[str, Any]:
 def subprogram(program: Any, rules: Sequence[dict[str, Any]]) -> Any:
     """A program of `rules` (rule dicts of `program`, possibly with new conditions), holding
     only the atoms and fields they use, renumbered."""
-    from sigmarrow.compiler.program import Program
+    from sigmarrow.program import Program
 
     data = program.data
     old_atoms = data["atoms"]
@@ -229,7 +229,7 @@ def profile(
     any_field = next((i for i, f in enumerate(fields) if f in table.column_names), None)
     floor_seconds = 0.0
     if any_field is not None:
-        from sigmarrow.compiler.program import Program
+        from sigmarrow.program import Program
 
         trivial = Program({**{k: data[k] for k in ("format", "version")}, "fields": [fields[any_field]],
                            "atoms": [{"op": "null", "field": 0}], "errors": [], "has_keywords": False,
@@ -404,7 +404,7 @@ def plot(p: Profile, path: str, top: int = 20) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from sigmarrow.cli import UsageError
+        from sigmarrow.errors import UsageError
 
         raise UsageError("--plot to an image needs matplotlib (pip install matplotlib); "
                          "or give a .html file") from None
@@ -485,7 +485,7 @@ def _load_matcher(specs: Sequence[str], pipeline: Sequence[str]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sigmarrow.cli import UsageError
+    from sigmarrow.errors import UsageError
 
     for path in [*args.rules, *args.input]:
         if not Path(path).exists():
@@ -521,7 +521,7 @@ def run(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m sigmarrow.profile", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    from sigmarrow.cli import UsageError
+    from sigmarrow.errors import UsageError
 
     try:
         raise SystemExit(run(parser.parse_args()))

@@ -17,7 +17,7 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
-from sigmarrow.errors import CompileError, PipelineError
+from sigmarrow.errors import RuleError, PipelineError
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
@@ -31,7 +31,7 @@ class LoadedRules:
     """Rules parsed and processed by the pipeline, and those that failed on the way."""
 
     rules: list[SigmaRule]
-    errors: list[CompileError]
+    errors: list[RuleError]
 
 
 def rule_source(rule: SigmaRule) -> str | None:
@@ -39,9 +39,9 @@ def rule_source(rule: SigmaRule) -> str | None:
     return str(rule.source.path) if rule.source and rule.source.path else None
 
 
-def rule_error(rule: SigmaRule, reason: str) -> CompileError:
+def rule_error(rule: SigmaRule, reason: str) -> RuleError:
     rule_id = str(rule.id) if rule.id else None
-    return CompileError(rule_source(rule), rule_id, rule.title or None, reason)
+    return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
 
 
 def _rule_files(path: Path) -> list[Path]:
@@ -57,14 +57,14 @@ def _is_yaml_text(source: str) -> bool:
 _ID = re.compile(r"^id:\s*['\"]?([0-9A-Za-z-]+)", re.MULTILINE)
 
 
-def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[CompileError]]:
+def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[RuleError]]:
     """One YAML document set; parse failures become errors naming the file and rule id."""
     where = str(path) if path else None
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True, collect_filters=True)
     except (SigmaError, yaml.YAMLError, ValueError, TypeError) as e:
         found = _ID.search(text)
-        return None, [CompileError(where, found.group(1) if found else None, None, f"does not parse: {e}")]
+        return None, [RuleError(where, found.group(1) if found else None, None, f"does not parse: {e}")]
     errors = []
     for rule in list(collection.rules) + list(collection.filters):
         if path is not None:
@@ -85,7 +85,7 @@ def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
     """Parses rule files, folders (recursive), YAML text or SigmaCollections and applies
     the processing pipeline to a fresh copy of every rule (pipelines mutate rules)."""
     collections: list[SigmaCollection] = []
-    errors: list[CompileError] = []
+    errors: list[RuleError] = []
     for item in _source_items(sources):
         if isinstance(item, SigmaCollection):
             collections.append(copy.deepcopy(item))
@@ -102,7 +102,7 @@ def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
-                errors.append(CompileError(str(file), None, None, f"cannot read: {e}"))
+                errors.append(RuleError(str(file), None, None, f"cannot read: {e}"))
                 continue
             parsed, errs = _parse(text, file)
             collections += [parsed] if parsed else []

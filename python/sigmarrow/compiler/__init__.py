@@ -38,8 +38,8 @@ from sigma.types import (
 )
 
 from sigmarrow import _engine
-from sigmarrow.compiler.program import FORMAT, VERSION, Expr, Program, ProgramBuilder
-from sigmarrow.errors import CompileError
+from sigmarrow.program import FORMAT, VERSION, Expr, Program, ProgramBuilder
+from sigmarrow.errors import RuleError
 from sigmarrow.rules import rule_error, rule_source
 
 
@@ -223,7 +223,7 @@ def _rule_info(rule: SigmaRule) -> dict[str, Any]:
     }
 
 
-def compile_rules(rules: list[SigmaRule], errors: list[CompileError]) -> Program:
+def compile_rules(rules: list[SigmaRule], errors: list[RuleError]) -> Program:
     """Compiles processed rules into one program; a rule that fails joins `errors`."""
     builder = ProgramBuilder()
     compiled = []

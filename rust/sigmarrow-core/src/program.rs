@@ -1,5 +1,5 @@
 //! The compiled program: the versioned, serializable description of matcher atoms and rule
-//! conditions that the Python compiler emits (`sigmarrow/compiler/program.py` documents
+//! conditions that the Python compiler emits (`sigmarrow/program.py` documents
 //! every node). The engine validates it once, when a [`crate::Matcher`] is built.
 
 use serde::Deserialize;
