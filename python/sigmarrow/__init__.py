@@ -8,9 +8,7 @@ Apache Arrow data.
 
 from __future__ import annotations
 
-from sigmarrow._engine import __version__
 from sigmarrow.compiler import compile_rules
-from sigmarrow.program import Program
 from sigmarrow.errors import (
     DataError,
     PipelineError,
@@ -19,7 +17,8 @@ from sigmarrow.errors import (
     SigmarrowError,
     UsageError,
 )
-from sigmarrow.matcher import Matcher, RuleInfo
+from sigmarrow.matcher import Matcher, RuleInfo, __version__
+from sigmarrow.program import Program
 from sigmarrow.rules import PipelineSpec, Sources, load_rules
 
 __all__ = [

@@ -15,9 +15,9 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaRule, SigmaRuleBase
 
-from sigmarrow.errors import RuleError, PipelineError
+from sigmarrow.errors import PipelineError, RuleError
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
@@ -34,12 +34,12 @@ class LoadedRules:
     errors: list[RuleError]
 
 
-def rule_source(rule: SigmaRule) -> str | None:
+def rule_source(rule: SigmaRuleBase) -> str | None:
     """The file a rule came from, when it came from one."""
     return str(rule.source.path) if rule.source and rule.source.path else None
 
 
-def rule_error(rule: SigmaRule, reason: str) -> RuleError:
+def rule_error(rule: SigmaRuleBase, reason: str) -> RuleError:
     rule_id = str(rule.id) if rule.id else None
     return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
 
@@ -69,8 +69,7 @@ def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[R
     for rule in list(collection.rules) + list(collection.filters):
         if path is not None:
             rule.source = SigmaRuleLocation(path)
-        for e in rule.errors:
-            errors.append(rule_error(rule, str(e)))
+        errors += [rule_error(rule, str(problem)) for problem in rule.errors]
     return collection, errors
 
 
@@ -112,7 +111,7 @@ def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
     rules = []
     for rule in merged.rules:
         if isinstance(rule, SigmaCorrelationRule):
-            errors.append(rule_error(rule, "correlation rules are not supported"))  # type: ignore[arg-type]
+            errors.append(rule_error(rule, "correlation rules are not supported"))
             continue
         if rule.errors:  # already reported by _parse
             continue
