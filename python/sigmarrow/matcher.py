@@ -108,6 +108,8 @@ class Matcher:
             for i, r in enumerate(program.rules)
         ]
         self.errors = [RuleError(**e) for e in program.data["errors"]]
+        #: Rules left out because they do not apply to the declared log sources, and why.
+        self.skipped = [RuleError(**e) for e in program.data.get("skipped", [])]
         self._rule_ids = pa.array([r.id for r in self.rules], pa.string())
 
     def __repr__(self) -> str:

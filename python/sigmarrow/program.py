@@ -9,7 +9,8 @@ validates it again), `explain` and `profile` walk it, `save`/`pickle`/Spark ship
  "atoms":  [Atom, ...],               # deduplicated across all rules; AtomId = index
  "rules":  [Rule, ...],               # RuleIndex = index; hits name rules by their id
  "errors": [{"source", "rule_id", "title", "reason"}, ...],
- "has_keywords": bool}                # some atom has field null (a keyword)
+ "has_keywords": bool,                # some atom has field null (a keyword)
+ "skipped": [{"source", "rule_id", "title", "reason"}, ...]}  # optional: not applicable
 ```
 
 `VERSION` is bumped whenever a reader of the previous version would misread a program of this
@@ -135,6 +136,7 @@ class ProgramData(TypedDict):
     rules: list[Rule]
     errors: list[ErrorRecord]
     has_keywords: bool
+    skipped: NotRequired[list[ErrorRecord]]  # rules left out as not applicable, and why
 
 
 # --- expression builders: every Expr the compiler and the tools make goes through these ---
@@ -285,6 +287,7 @@ class Program:
         atoms: list[Atom],
         rules: list[Rule],
         errors: Sequence[ErrorRecord] = (),
+        skipped: Sequence[ErrorRecord] = (),
     ) -> Program:
         """A program of this version from its parts (`has_keywords` derived from the atoms)."""
         return cls(
@@ -296,6 +299,7 @@ class Program:
                 "rules": rules,
                 "errors": list(errors),
                 "has_keywords": any(a["field"] is None for a in atoms),
+                "skipped": list(skipped),
             }
         )
 
@@ -368,5 +372,7 @@ class ProgramBuilder:
             del self._atom_ids[key]
         del self.fields[fields:], self.atoms[atoms:], self._atom_keys[atoms:]
 
-    def program(self, rules: list[Rule], errors: Sequence[ErrorRecord]) -> Program:
-        return Program.build(self.fields, self.atoms, rules, errors)
+    def program(
+        self, rules: list[Rule], errors: Sequence[ErrorRecord], skipped: Sequence[ErrorRecord] = ()
+    ) -> Program:
+        return Program.build(self.fields, self.atoms, rules, errors, skipped)

@@ -7,6 +7,7 @@ anything the engine cannot evaluate exactly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, cast
 
 from sigma.conditions import (
@@ -42,6 +43,7 @@ from sigmarrow.errors import RuleError
 from sigmarrow.program import (
     Anchor,
     Compare,
+    ErrorRecord,
     Expr,
     GlobAtom,
     Program,
@@ -85,22 +87,25 @@ _ANCHORS: dict[tuple[bool, bool], Anchor] = {
 }
 
 
-def _tokens(value: SigmaString) -> list[str | SpecialChars]:
-    """The string's parts with adjacent literals joined and runs of `*` collapsed."""
+def _tokens(value: SigmaString, search: bool = False) -> list[str | SpecialChars]:
+    """The string's parts with adjacent literals joined and runs of `*` collapsed; with
+    `search`, wrapped in `*` (a keyword is searched within a value, not compared with it)."""
+    many = SpecialChars.WILDCARD_MULTI
+    parts = [many, *value.s, many] if search else list(value.s)
     out: list[str | SpecialChars] = []
-    for part in value.s:
+    for part in parts:
         if isinstance(part, Placeholder):
             raise Unsupported(f"placeholder %{part.name}% was not resolved by a pipeline (expand)")
         if isinstance(part, str) and out and isinstance(out[-1], str):
             out[-1] += part
-        elif not (part == SpecialChars.WILDCARD_MULTI and out and out[-1] == part):
+        elif not (part == many and out and out[-1] == part):
             out.append(part)
     return out
 
 
-def _string_atom(field: int | None, value: SigmaString) -> StrAtom | GlobAtom:
+def _string_atom(field: int | None, value: SigmaString, search: bool = False) -> StrAtom | GlobAtom:
     cased = isinstance(value, SigmaCasedString)
-    tokens = _tokens(value)
+    tokens = _tokens(value, search)
     many = SpecialChars.WILDCARD_MULTI
     literal_inside = [t for t in tokens if t != many]
     if len(literal_inside) <= 1 and all(isinstance(t, str) for t in literal_inside):
@@ -177,11 +182,11 @@ class RuleCompiler:
         if isinstance(value, SigmaExpansion):
             return any_of([self.keyword(v) for v in value.values])
         if isinstance(value, SigmaString):
-            return self.builder.atom(_string_atom(None, value))
+            return self.builder.atom(_string_atom(None, value, search=True))
         if isinstance(value, (SigmaNumber, SigmaBool)) and not isinstance(value, SigmaTimestampPart):
-            # Numbers and booleans as keywords match their text: `4688`, `true`.
+            # Numbers and booleans as keywords are searched as their text: `4688`, `true`.
             text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
-            return self.builder.atom({"op": "str", "field": None, "anchor": "exact", "value": text, "cased": False})
+            return self.builder.atom({"op": "str", "field": None, "anchor": "contains", "value": text, "cased": False})
         if isinstance(value, SigmaRegularExpression):
             return self.regex(None, value)
         raise Unsupported(f"a keyword (value without field) of type {type(value).__name__}")
@@ -254,8 +259,11 @@ def _rule_metadata(rule: SigmaRule) -> dict[str, Any]:
     }
 
 
-def compile_rules(rules: list[SigmaRule], errors: list[RuleError]) -> Program:
-    """Compiles processed rules into one program; a rule that fails joins `errors`."""
+def compile_rules(
+    rules: list[SigmaRule], errors: list[RuleError], skipped: Sequence[RuleError] = ()
+) -> Program:
+    """Compiles processed rules into one program; a rule that fails joins `errors`;
+    `skipped` (rules left out as not applicable) is recorded with them."""
     builder = ProgramBuilder()
     compiled: list[Rule] = []
     for rule in rules:
@@ -269,4 +277,8 @@ def compile_rules(rules: list[SigmaRule], errors: list[RuleError]) -> Program:
             continue
         rule_id = str(rule.id) if rule.id else (rule.title or "")
         compiled.append(rule_record(rule_id, condition, sorted(rc.fields), **_rule_metadata(rule)))
-    return builder.program(compiled, [vars(e) for e in errors])  # type: ignore[misc]
+    return builder.program(compiled, [_record(e) for e in errors], [_record(e) for e in skipped])
+
+
+def _record(e: RuleError) -> ErrorRecord:
+    return {"source": e.source, "rule_id": e.rule_id, "title": e.title, "reason": e.reason}
