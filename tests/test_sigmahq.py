@@ -192,7 +192,7 @@ def test_regression_with_sysmon_pipeline(case: RegressionCase) -> None:
     out as not routed, and runs when asked (`unrouted=True`)."""
     routed = rule_matcher(case.rule_id, "sysmon")
     if not routed.rules:
-        assert [s.reason for s in routed.skipped][0].startswith("not routed: no routing for windows")
+        assert routed.skipped[0].reason.startswith("not routed: no routing for windows")
     _check_regression(case, pipeline="sysmon", unrouted=not routed.rules)
 
 
@@ -623,8 +623,8 @@ KEYWORD_DETECTIONS = [
 @requires_sigma
 @pytest.mark.parametrize(("title", "path", "event"), KEYWORD_DETECTIONS, ids=[t for t, _, _ in KEYWORD_DETECTIONS])
 def test_keyword_rules_find_real_detections_inside_values(title: str, path: str, event: dict[str, Any]) -> None:
-    from sigmarrow import reference
     from sigma.collection import SigmaCollection
+    from sigmarrow import reference
 
     text = (SIGMA_DIR / path).read_text(encoding="utf-8")
     matcher = sigmarrow.compile(text)

@@ -17,9 +17,9 @@ from sigmarrow.errors import (
     SigmarrowError,
     UsageError,
 )
+from sigmarrow.logsource import LogSource
 from sigmarrow.matcher import Matcher, RuleInfo, __version__
 from sigmarrow.program import Program
-from sigmarrow.logsource import LogSource
 from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
 
 __all__ = [
