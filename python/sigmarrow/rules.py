@@ -6,9 +6,7 @@ import copy
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -150,13 +148,6 @@ def load_rules(
     return LoadedRules(rules, errors, skipped)
 
 
-@cache
-def _registry() -> dict[str, Any]:
-    from sigma.plugins import InstalledSigmaPlugins
-
-    return dict(InstalledSigmaPlugins.autodiscover().pipelines)
-
-
 def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
     """A pipeline object, a built-in or registry name, a YAML file, or a list of these
     (applied in order)."""
@@ -175,7 +166,8 @@ def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
 
 
 def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
-    from sigmarrow.pipelines import builtin_pipeline
+    from sigmarrow.pipelines import builtin_pipeline, builtin_pipeline_names
+    from sigmarrow.pipelines.plugins import installed_pipelines
 
     name = str(spec)
     builtin = builtin_pipeline(name) if isinstance(spec, str) else None
@@ -185,8 +177,12 @@ def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
             return ProcessingPipeline.from_yaml(path.read_text(encoding="utf-8"))
         except (SigmaError, ValueError, TypeError, KeyError) as e:
             raise PipelineError(f"pipeline file {path}: {e}") from None
-    registry = _registry()
+    registry = installed_pipelines()
     if name in registry:
         return registry[name]()
-    known = ", ".join(sorted(registry))
-    raise PipelineError(f"unknown pipeline {name!r}: not a YAML file, and not one of: windows, {known}")
+    known = ", ".join(sorted({*builtin_pipeline_names(), *registry}))
+    raise PipelineError(
+        f"unknown pipeline {name!r}: not a pipeline YAML file, and not one of the known names: "
+        f"{known} (pySigma pipeline plugins add names: pip install the plugin, e.g. "
+        "pysigma-pipeline-sysmon)"
+    )
