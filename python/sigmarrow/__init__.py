@@ -8,9 +8,9 @@ Apache Arrow data.
 
 from __future__ import annotations
 
-from sigmarrow._engine import __version__
-from sigmarrow.compiler import compile_rules
-from sigmarrow.program import Program
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from sigmarrow.errors import (
     DataError,
     PipelineError,
@@ -19,8 +19,29 @@ from sigmarrow.errors import (
     SigmarrowError,
     UsageError,
 )
-from sigmarrow.matcher import Matcher, RuleInfo
-from sigmarrow.rules import PipelineSpec, Sources, load_rules
+
+if TYPE_CHECKING:
+    from sigmarrow._engine import __version__
+    from sigmarrow.matcher import Matcher, RuleInfo
+    from sigmarrow.program import Program
+    from sigmarrow.rules import PipelineSpec, Sources, load_rules
+
+# The engine and pySigma load on first use, so that `sigmarrow --help` starts without them.
+_LAZY = {
+    "__version__": "sigmarrow._engine",
+    "Matcher": "sigmarrow.matcher",
+    "RuleInfo": "sigmarrow.matcher",
+    "Program": "sigmarrow.program",
+    "load_rules": "sigmarrow.rules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sigmarrow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "DataError",
@@ -48,6 +69,10 @@ def compile(sources: Sources, pipeline: PipelineSpec = None) -> Matcher:
     Rules that fail to parse, process or compile are in `Matcher.errors`, never dropped
     silently.
     """
+    from sigmarrow.compiler import compile_rules
+    from sigmarrow.matcher import Matcher
+    from sigmarrow.rules import load_rules
+
     loaded = load_rules(sources, pipeline)
     errors = list(loaded.errors)
     return Matcher(compile_rules(loaded.rules, errors))
