@@ -310,6 +310,26 @@ def test_help(capsys):
     assert "--skip-bad-files" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"]])
+def test_help_does_not_load_the_engine(argv):
+    """Help is there without the compiled extension and pySigma (a fresh interpreter)."""
+    script = (
+        "import sys\n"
+        "from sigmarrow.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print(code, sorted(m for m in ('sigmarrow._engine', 'sigma') if m in sys.modules))\n"
+    )
+    env = dict(os.environ)
+    package_root = str(Path(sigmarrow.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: sigmarrow" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "0 []"
+
+
 def test_subprocess_reports_a_corrupt_file_without_traceback(tmp_path, rules, good):
     bad = corrupt_files(tmp_path / "bad")["truncated"]
     env = dict(os.environ)

@@ -782,12 +782,12 @@ def test_python_dash_m(tmp_path):
 def test_progress_bar_rendering(monkeypatch):
     import io
 
-    from sigmarrow.cli import _ProgressBar
+    from sigmarrow.cli.scan import ProgressBar
     from sigmarrow.scan import Progress
 
     monkeypatch.setenv("COLUMNS", "120")
     stream = io.StringIO()
-    bar = _ProgressBar(stream)
+    bar = ProgressBar(stream)
     bar.update(
         Progress(
             files_done=3,

@@ -8,7 +8,9 @@ Apache Arrow data.
 
 from __future__ import annotations
 
-from sigmarrow.compiler import compile_rules
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from sigmarrow.errors import (
     DataError,
     PipelineError,
@@ -17,10 +19,30 @@ from sigmarrow.errors import (
     SigmarrowError,
     UsageError,
 )
-from sigmarrow.logsource import LogSource
-from sigmarrow.matcher import Matcher, RuleInfo, __version__
-from sigmarrow.program import Program
-from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
+
+if TYPE_CHECKING:
+    from sigmarrow.logsource import LogSource
+    from sigmarrow.matcher import Matcher, RuleInfo, __version__
+    from sigmarrow.program import Program
+    from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
+
+# The engine and pySigma load on first use, so that `sigmarrow --help` starts without them.
+_LAZY = {
+    "__version__": "sigmarrow.matcher",
+    "LogSource": "sigmarrow.logsource",
+    "Matcher": "sigmarrow.matcher",
+    "RuleInfo": "sigmarrow.matcher",
+    "Program": "sigmarrow.program",
+    "load_rules": "sigmarrow.rules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sigmarrow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "DataError",
@@ -60,6 +82,10 @@ def compile(
     `windows`, `sysmon`, `windows-logsources`) also leaves out the rules of a product it serves
     whose category or service it cannot route, unless `unrouted=True` (docs/logsources.md).
     """
+    from sigmarrow.compiler import compile_rules
+    from sigmarrow.matcher import Matcher
+    from sigmarrow.rules import load_rules
+
     loaded = load_rules(sources, pipeline, logsource, unrouted)
     errors = list(loaded.errors)
     return Matcher(compile_rules(loaded.rules, errors, loaded.skipped))
