@@ -127,6 +127,7 @@ def scan(
         output=output,
         rules=len(matcher.rules),
         compile_errors=list(getattr(matcher, "errors", [])),
+        skipped_rules=list(getattr(matcher, "skipped", [])),
         ignored_files=ignored,
     )
     counts = [0] * len(matcher.rules)
