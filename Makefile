@@ -24,5 +24,5 @@ lint:  ## clippy and ruff
 	cargo clippy --release --all-targets -- -D warnings
 	$(PY) -m ruff check python tests benches
 
-bench:  ## the headline benchmark table on generated data
-	$(PY) -m sigmarrow bench
+bench:  ## the headline benchmark table on generated data (about a minute; benches/README.md lists the others)
+	$(PY) benches/headline.py
