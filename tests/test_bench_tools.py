@@ -490,7 +490,7 @@ def test_bench_command_defaults_to_the_rule_snapshot(bench_dir: Path) -> None:
     shutil.copytree(bench_dir / "my rules", snapshot / "rules" / "windows")
     run = _sigmarrow_bench(bench_dir, "--rows", "1000", "--runs", "1", sigma_dir=snapshot)
     assert run.returncode == 0, run.stderr
-    assert f"rules: 3 from {snapshot / 'rules'}" in run.stdout
+    assert f"rules: 3 from the SigmaHQ snapshot at {snapshot.resolve()} (rules)" in run.stdout
     assert _reported_hits(run.stdout) == Counter(
         sigmarrow.compile(snapshot).match(sample_events(1_000)).column("rule_id").to_pylist())
     missing = _sigmarrow_bench(bench_dir)

@@ -98,8 +98,8 @@ def sample_events(rows: int = SAMPLE_ROWS, seed: int = 1) -> pa.Table:
 # --------------------------------------------------------------------------------------
 
 
-def default_rules() -> list[Path]:
-    """The rule folders of the SigmaHQ snapshot: ``$SIGMARROW_SIGMA_DIR``, else
+def default_rules() -> tuple[Path, list[Path]]:
+    """The SigmaHQ snapshot and its rule folders: ``$SIGMARROW_SIGMA_DIR``, else
     ``../shared/sigma`` from the current folder, then from the source tree."""
     configured = os.environ.get("SIGMARROW_SIGMA_DIR")
     if configured:
@@ -110,7 +110,7 @@ def default_rules() -> list[Path]:
     for sigma_dir in candidates:
         folders = [sigma_dir / f for f in RULE_FOLDERS if (sigma_dir / f).is_dir()]
         if folders:
-            return folders
+            return sigma_dir.resolve(), folders
     where = (f"SIGMARROW_SIGMA_DIR={configured} has no rules/ folder" if configured else
              "none at ../shared/sigma here or beside the source tree, and SIGMARROW_SIGMA_DIR is not set")
     raise UsageError(f"no RULES given and no SigmaHQ rule snapshot found ({where}): pass rule "
@@ -223,7 +223,12 @@ def _rate(rows: int, seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the bench; 0 when every run gave the same hits, 1 when they differ."""
-    rules = args.rules or [str(p) for p in default_rules()]
+    if args.rules:
+        rules, origin = args.rules, ", ".join(args.rules)
+    else:
+        sigma_dir, folders = default_rules()
+        rules = [str(f) for f in folders]
+        origin = f"the SigmaHQ snapshot at {sigma_dir} ({', '.join(f.name for f in folders)})"
     for path in rules:
         if not os.path.exists(path):
             raise UsageError(f"rule file or folder not found: {path}")
@@ -233,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     if not matcher.rules:
         reasons = "".join(f"\n  {e}" for e in matcher.errors)
         raise UsageError("no rule compiled" + (reasons or f" (no rules found in {', '.join(rules)})"))
-    print(f"rules: {len(matcher.rules):,} from {', '.join(rules)}, compiled in {compile_s:.2f} s"
+    print(f"rules: {len(matcher.rules):,} from {origin}, compiled in {compile_s:.2f} s"
           + (f"; {len(matcher.errors):,} did not compile, e.g. {matcher.errors[0]}" if matcher.errors else ""))
 
     start = time.perf_counter()
