@@ -19,6 +19,7 @@ import io
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,24 +179,22 @@ def read_events(inputs: Sequence[str], matcher: sigmarrow.Matcher, rows: int) ->
 # --------------------------------------------------------------------------------------
 
 
-def _thread_counts(text: str) -> list[int]:
+def _whole_numbers(text: str) -> list[int]:
+    """A comma-separated list of whole numbers, each at least 1 (an option's value)."""
     try:
-        counts = [int(part) for part in text.split(",")]
+        numbers = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"thread counts must be at least 1: {text!r}")
-    return counts
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number or a list of them: {text!r}") from None
+    if min(numbers) < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+    return numbers
+
+
+def _whole_number(text: str) -> int:
+    numbers = _whole_numbers(text)
+    if len(numbers) > 1:
+        raise argparse.ArgumentTypeError(f"one number, not a list: {text!r}")
+    return numbers[0]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -207,18 +206,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "or globs (default: a built-in sample of synthetic Sysmon events)")
     p.add_argument("--pipeline", "-p", action="append", default=[], metavar="NAME_OR_FILE",
                    help="pySigma processing pipeline, as for `sigmarrow scan`; repeatable")
-    p.add_argument("--threads", "-j", type=_thread_counts, metavar="N[,N...]",
+    p.add_argument("--threads", "-j", type=_whole_numbers, metavar="N[,N...]",
                    help="thread counts to time (default: 1 and all cores)")
-    p.add_argument("--rows", type=_positive, metavar="N",
+    p.add_argument("--rows", type=_whole_number, metavar="N",
                    help=f"at most N events of the input; the sample's size (default {SAMPLE_ROWS:,})")
-    p.add_argument("--runs", type=_positive, default=5, metavar="N",
+    p.add_argument("--runs", type=_whole_number, default=5, metavar="N",
                    help="timed runs per thread count (default: 5)")
     p.add_argument("--top", type=int, default=20, metavar="N",
                    help="rules to list, most hits first (default: 20; 0: all)")
 
 
-def _rate(rows: int, seconds: float) -> str:
-    return f"{rows / seconds:,.0f}" if seconds > 0 else "-"
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def time_matching(matcher: sigmarrow.Matcher, table: pa.Table, thread_counts: Sequence[int],
+                  runs: int) -> tuple[np.ndarray, bool]:
+    """Prints the best and median of `runs` timed runs (after one warm-up) per thread
+    count; returns the hits per rule and whether every run gave the same."""
+    answers: list[np.ndarray] = []  # hits per rule, of every run
+    print(f"\n{'threads':>7}  {'best':>10}  {'median':>10}  {'events/s (best)':>16}  {'(median)':>12}")
+    for threads in thread_counts:
+        times = []
+        for run in range(runs + 1):
+            start = time.perf_counter()
+            _, rule_index = matcher.match_indices(table, threads=threads)
+            took = time.perf_counter() - start
+            answers.append(np.bincount(rule_index.to_numpy(zero_copy_only=False), minlength=len(matcher.rules)))
+            if run:  # the first run warms up
+                times.append(took)
+        best, median = min(times), statistics.median(times)
+        print(f"{threads:>7}  {best * 1000:>7,.1f} ms  {median * 1000:>7,.1f} ms  "
+              f"{table.num_rows / best:>16,.0f}  {table.num_rows / median:>12,.0f}")
+    print(f"(one warm-up and {runs} timed runs per thread count; {_cores()} cores available)")
+    return answers[0], all(np.array_equal(a, answers[0]) for a in answers)
+
+
+def print_hits(matcher: sigmarrow.Matcher, counts: np.ndarray, top: int) -> None:
+    """The hit count of each rule that matched, most hits first (`top` of them; 0: all)."""
+    hit = sorted((i for i in range(len(matcher.rules)) if counts[i]), key=lambda i: (-counts[i], i))
+    print(f"\n{int(counts.sum()):,} hits on {len(hit):,} of {len(matcher.rules):,} rules")
+    shown = hit[:top] if top > 0 else hit
+    width = len(f"{int(counts[hit[0]]):,}") if hit else 1
+    for i in shown:
+        rule = matcher.rules[i]
+        print(f"  {int(counts[i]):>{width},}  {rule.level or '-':<13} {rule.title}  ({rule.id})")
+    if len(shown) < len(hit):
+        print(f"  ... and {len(hit) - len(shown):,} more rules (--top 0 lists them all)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,35 +289,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fields of the rules that the data lacks ({len(missing)}): {', '.join(missing[:10])}"
               + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    counts = None
-    same = True
-    print(f"\n{'threads':>7}  {'best':>10}  {'median':>10}  {'events/s (best)':>16}  {'(median)':>12}")
-    for threads in args.threads or list(dict.fromkeys((1, cores))):
-        times = []
-        for i in range(args.runs + 1):  # the first run warms up: not timed
-            start = time.perf_counter()
-            _, rule_index = matcher.match_indices(table, threads=threads)
-            took = time.perf_counter() - start
-            got = np.bincount(rule_index.to_numpy(zero_copy_only=False), minlength=len(matcher.rules))
-            same &= counts is None or bool(np.array_equal(got, counts))
-            counts = got
-            times += [took] if i else []
-        best, median = min(times), statistics.median(times)
-        print(f"{threads:>7}  {best * 1000:>7,.1f} ms  {median * 1000:>7,.1f} ms  "
-              f"{_rate(table.num_rows, best):>16}  {_rate(table.num_rows, median):>12}")
-    print(f"(one warm-up and {args.runs} timed runs per thread count; {cores} cores available)")
-
-    assert counts is not None
-    hit = sorted((i for i in range(len(matcher.rules)) if counts[i]), key=lambda i: (-counts[i], i))
-    print(f"\n{int(counts.sum()):,} hits on {len(hit):,} of {len(matcher.rules):,} rules"
-          + ("" if same else "; the runs DIFFER in their hits: this is a bug, please report it"))
-    shown = hit[: args.top] if args.top > 0 else hit
-    width = len(f"{int(counts[hit[0]]):,}") if hit else 1
-    for i in shown:
-        rule = matcher.rules[i]
-        print(f"  {int(counts[i]):>{width},}  {rule.level or '-':<13} {rule.title}  ({rule.id})")
-    if len(shown) < len(hit):
-        print(f"  ... and {len(hit) - len(shown):,} more rules (--top 0 lists them all)")
+    counts, same = time_matching(matcher, table, args.threads or list(dict.fromkeys((1, _cores()))), args.runs)
+    print_hits(matcher, counts, args.top)
+    if not same:
+        print("the runs DIFFER in their hits: this is a bug, please report it", file=sys.stderr)
     return 0 if same else 1
-
