@@ -17,6 +17,7 @@ from sigma.rule import SigmaRule, SigmaRuleBase
 
 from sigmarrow.errors import PipelineError, RuleError
 from sigmarrow.logsource import LogSource, not_applicable, parse_logsources
+from sigmarrow.selection import RuleSelection
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
@@ -94,11 +95,13 @@ def load_rules(
     pipeline: PipelineSpec = None,
     logsource: LogSourceSpec = None,
     unrouted: bool = False,
+    select: RuleSelection | None = None,
 ) -> LoadedRules:
     """Parses rule files, folders (recursive), YAML text or SigmaCollections and applies
     the processing pipeline to a fresh copy of every rule (pipelines mutate rules). Rules
     that do not apply to the declared `logsource`s, or that the pipeline's routing does not
-    route (unless `unrouted`), are left out with the reason (see `sigmarrow.logsource`)."""
+    route (unless `unrouted`), and those `select` leaves out, are left out with the reason
+    (see `sigmarrow.logsource`, `sigmarrow.selection`)."""
     declared = parse_logsources(logsource)
     processing = resolve_pipeline(pipeline)
     collections: list[SigmaCollection] = []
@@ -134,7 +137,9 @@ def load_rules(
             continue
         if rule.errors:  # already reported, with the collection's errors
             continue
-        reason = not_applicable(rule, declared, processing, unrouted)
+        reason = (select.reason_left_out(rule) if select else None) or not_applicable(
+            rule, declared, processing, unrouted
+        )
         if reason:
             skipped.append(rule_error(rule, reason))
             continue

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sigmarrow.logsource import LogSource
     from sigmarrow.scan import Progress
     from sigmarrow.scan.inputs import InputFile
+    from sigmarrow.selection import RuleSelection
 
 HELP = "match rules against Parquet, Arrow IPC, JSON Lines or EVTX data; write the hits"
 
@@ -111,6 +112,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "are left out and counted. Default: the dataset's own declaration, else a guess from "
         "its columns; 'any' runs every rule (docs/logsources.md)",
     )
+    select = p.add_argument_group(
+        "rule selection", "rules left out are counted in the summary, with the reason"
+    )
+    select.add_argument("--level", metavar="LEVEL",
+                        help="minimum level: informational, low, medium, high or critical")
+    select.add_argument("--status", action="append", default=[], metavar="STATUS[,...]",
+                        help="only rules of these statuses (stable, test, experimental, ...)")
+    select.add_argument("--exclude-status", metavar="STATUS[,...]", default=None,
+                        help="leave out rules of these statuses (default: deprecated,unsupported; "
+                        "'' keeps every status)")
+    select.add_argument("--tag", action="append", default=[], metavar="GLOB",
+                        help="only rules with a tag matching GLOB, e.g. 'attack.t1059*' (repeatable)")
+    select.add_argument("--rule-id", action="append", default=[], metavar="ID[,...]",
+                        help="only these rules (repeatable)")
+    select.add_argument("--exclude-rule", action="append", default=[], metavar="ID_OR_TITLE",
+                        help="leave out this rule (repeatable)")
     p.add_argument(
         "--unrouted",
         action="store_true",
@@ -149,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
     logsources, how = _logsources(args.logsource, files)
-    matcher = _compile(args.rules, args.pipeline, logsources, args.unrouted)
+    matcher = _compile(args.rules, args.pipeline, logsources, args.unrouted, _selection(args))
     if not args.quiet:
         _warn_if_unconstrained(matcher, logsources)
     if not matcher.rules:
@@ -201,6 +218,22 @@ def _logsources(
     return detect(files)
 
 
+def _selection(args: argparse.Namespace) -> RuleSelection:
+    from sigmarrow.selection import RuleSelection
+
+    def items(values: Sequence[str]) -> list[str]:
+        return [v for value in values for v in value.split(",")]
+
+    return RuleSelection.of(
+        min_level=args.level,
+        statuses=items(args.status),
+        exclude_statuses=None if args.exclude_status is None else items([args.exclude_status]),
+        tags=args.tag,
+        rule_ids=items(args.rule_id),
+        exclude_rules=args.exclude_rule,
+    )
+
+
 def _warn_if_unconstrained(matcher: sigmarrow.Matcher, logsources: list[LogSource] | None) -> None:
     products = sorted({r.logsource.get("product") or "(none)" for r in matcher.rules})
     if logsources is None and len(products) > 1:
@@ -219,12 +252,15 @@ def _compile(
     pipelines: Sequence[str],
     logsources: list[LogSource] | None,
     unrouted: bool,
+    select: RuleSelection,
 ) -> sigmarrow.Matcher:
     import sigmarrow
 
     pipeline: list[str] | None = list(pipelines) or None
     try:
-        return sigmarrow.compile(list(rules), pipeline=pipeline, logsource=logsources, unrouted=unrouted)
+        return sigmarrow.compile(
+            list(rules), pipeline=pipeline, logsource=logsources, unrouted=unrouted, select=select
+        )
     except SigmarrowError:
         raise
     except Exception as exc:
