@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +48,17 @@ def rule_error(rule: SigmaRuleBase, reason: str) -> RuleError:
     return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
 
 
-def _rule_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
-    return [path]
+def rule_files(path: Path) -> list[Path]:
+    """The rule files of a file or folder (recursive), in a stable order."""
+    if not path.is_dir():
+        return [path]
+    found = [
+        Path(folder, name)
+        for folder, _, names in os.walk(path)
+        for name in names
+        if name.endswith(RULE_SUFFIXES)
+    ]
+    return sorted(p for p in found if p.is_file())
 
 
 def _is_yaml_text(source: str) -> bool:
@@ -120,7 +128,7 @@ def load_rules(
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"rule path does not exist: {path}")
-        for file in _rule_files(path):
+        for file in rule_files(path):
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sigma.rule import SigmaRuleBase
 
@@ -17,11 +17,12 @@ from sigmarrow.errors import UsageError
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
 #: Statuses left out unless asked for: SigmaHQ keeps such rules for reference only.
-DEFAULT_EXCLUDED_STATUSES = frozenset({"deprecated", "unsupported"})
+DEFAULT_EXCLUDED_STATUSES = ("deprecated", "unsupported")
 
 
-def _lower_set(values: Iterable[str] | None) -> frozenset[str]:
-    return frozenset(v.strip().lower() for v in values or () if v.strip())
+def _lower_set(values: Iterable[str] | None) -> tuple[str, ...]:
+    """Sorted and deduplicated: the selection's repr is part of the compile cache's key."""
+    return tuple(sorted({v.strip().lower() for v in values or () if v.strip()}))
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ class RuleSelection:
     """
 
     min_level: str | None = None
-    statuses: frozenset[str] = frozenset()
-    exclude_statuses: frozenset[str] = DEFAULT_EXCLUDED_STATUSES
+    statuses: tuple[str, ...] = ()
+    exclude_statuses: tuple[str, ...] = DEFAULT_EXCLUDED_STATUSES
     tags: tuple[str, ...] = ()
-    rule_ids: frozenset[str] = frozenset()
-    exclude_rules: frozenset[str] = field(default_factory=frozenset)
+    rule_ids: tuple[str, ...] = ()
+    exclude_rules: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -60,13 +61,13 @@ class RuleSelection:
             raise UsageError(f"unknown level {min_level!r}: one of {', '.join(LEVELS)}")
         chosen = _lower_set(statuses)
         excluded = DEFAULT_EXCLUDED_STATUSES if exclude_statuses is None else _lower_set(exclude_statuses)
-        for status in chosen | excluded:
+        for status in (*chosen, *excluded):
             if status not in STATUSES:
                 raise UsageError(f"unknown status {status!r}: one of {', '.join(STATUSES)}")
         return cls(
             min_level=level,
             statuses=chosen,
-            exclude_statuses=excluded - chosen,  # asking for a status wins over the default
+            exclude_statuses=tuple(s for s in excluded if s not in chosen),  # asking wins
             tags=tuple(t.strip().lower() for t in tags or () if t.strip()),
             rule_ids=_lower_set(rule_ids),
             exclude_rules=_lower_set(exclude_rules),
@@ -79,7 +80,7 @@ class RuleSelection:
         status = rule.status.name.lower() if getattr(rule, "status", None) else None
         if self.rule_ids and rule_id not in self.rule_ids:
             return "not selected: not one of the --rule-id rules"
-        if self.exclude_rules & {rule_id, (rule.title or "").lower()}:
+        if {rule_id, (rule.title or "").lower()} & set(self.exclude_rules):
             return "not selected: excluded by --exclude-rule"
         if self.min_level and (level is None or LEVELS.index(level) < LEVELS.index(self.min_level)):
             return f"not selected: level {level or 'none'} is below {self.min_level}"
