@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -68,9 +69,86 @@ def _is_yaml_text(source: str) -> bool:
 _ID = re.compile(r"^id:\s*['\"]?([0-9A-Za-z-]+)", re.MULTILINE)
 
 
+#: The most YAML nodes a rule file may expand to once its aliases are followed (SigmaHQ's
+#: largest file has ~9,000): beyond, a 600-byte alias bomb would take pySigma gigabytes.
+MAX_YAML_NODES = 200_000
+#: The most values one `windash` value may expand to (5 per dash at a word start; pySigma
+#: expands before anything else sees the rule). SigmaHQ's largest is 125.
+MAX_WINDASH_VARIANTS = 20_000
+_WINDASH_DASH = re.compile(r"\B[-/]\b")  # where pySigma's windash inserts its variants
+
+
+def _screen(text: str) -> str | None:
+    """Why a rule file must not reach pySigma (it would take minutes or gigabytes), or None.
+    Read with PyYAML's safe loader, as pySigma itself reads it; a file that does not load
+    is left for pySigma to report."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        return None
+    sizes: dict[int, int] = {}
+    total = 0
+    for document in documents:
+        total += _expanded_size(document, sizes)
+        if total > MAX_YAML_NODES:
+            return (
+                f"the YAML expands to more than {MAX_YAML_NODES:,} nodes once its aliases are "
+                f"followed (the limit; docs/limits.md)"
+            )
+        detection = document.get("detection") if isinstance(document, dict) else None
+        for key, value in _items(detection):
+            if "|windash" not in str(key):
+                continue
+            for text_value in value if isinstance(value, list) else [value]:
+                dashes = len(_WINDASH_DASH.findall(str(text_value)))
+                if 5**dashes > MAX_WINDASH_VARIANTS:
+                    return (
+                        f"windash on a value with {dashes} dashes expands to {5**dashes:,} "
+                        f"values; the limit is {MAX_WINDASH_VARIANTS:,} (docs/limits.md)"
+                    )
+    return None
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """Nodes of `node` with shared (aliased) parts counted each time they appear; iterative,
+    memoized by identity, so an alias bomb costs its size in YAML, not its expansion."""
+    stack = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        if id(current) in sizes:
+            continue
+        children = (
+            [*current.keys(), *current.values()] if isinstance(current, dict)
+            else current if isinstance(current, list) else []
+        )
+        if done or not children:
+            sizes[id(current)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+        else:
+            stack.append((current, True))
+            stack.extend((c, False) for c in children if isinstance(c, dict | list))
+    return sizes.get(id(node), 1)
+
+
+def _items(detection: Any) -> list[tuple[Any, Any]]:
+    """(key, value) of every map inside a detection, however nested in lists."""
+    out, stack = [], [detection]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            out += list(current.items())
+            stack += list(current.values())
+        elif isinstance(current, list):
+            stack += current
+    return out
+
+
 def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[RuleError]]:
     """One YAML document set; parse failures become errors naming the file and rule id."""
     where = str(path) if path else None
+    problem = _screen(text)
+    if problem:
+        found = _ID.search(text)
+        return None, [RuleError(where, found.group(1) if found else None, None, problem)]
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True, collect_filters=True)
     except (SigmaError, yaml.YAMLError, ValueError, TypeError) as e:
