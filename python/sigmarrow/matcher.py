@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sigmarrow import _engine
+from sigmarrow.errors import DataError, RuleError
 from sigmarrow.program import Program
-from sigmarrow.errors import RuleError, DataError
 
 MISSING_FIELDS_KEY = b"sigmarrow.missing_fields"
 # Rows handed to the engine per call when reading a stream: bounds memory, keeps all
@@ -39,6 +40,29 @@ class RuleInfo:
     author: str | None
     description: str | None
     fields: list[str] = field(default_factory=list)
+
+
+class RulePlan(NamedTuple):
+    """How the engine runs one rule, as atom ids (see docs/engine.md)."""
+
+    needs: list[list[int]]  # sets of atoms each of which must hit for the rule to run
+    witness: list[int] | None  # the needed set chosen as the rule's witness
+    lazy: list[int]  # atoms tested only where every needed set hit
+
+
+def _without_rules(program: Program, reasons: dict[int, str]) -> Program:
+    """The program without the rules the engine rejected (and the atoms and fields only
+    they used), which join its errors with the engine's reasons."""
+    from sigmarrow.profile import subprogram
+
+    kept = subprogram(program, [r for i, r in enumerate(program.rules) if i not in reasons])
+    rejected = [
+        RuleError(source=r["source"], rule_id=r["id"], title=r["title"], reason=reasons[i])
+        for i, r in enumerate(program.rules)
+        if i in reasons
+    ]
+    kept.data["errors"] = [*program.data["errors"], *(vars(e) for e in rejected)]
+    return kept
 
 
 def default_threads() -> int:
@@ -92,9 +116,13 @@ class Matcher:
     """Sigma rules compiled into one program, ready to match Arrow data."""
 
     def __init__(self, program: Program, *, prefilter: bool = True, memo: bool = True) -> None:
-        self.program = program
         self.options = {"prefilter": prefilter, "memo": memo}
         self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        rejected = dict(self._engine.rule_errors())
+        if rejected:  # rules whose regex the engine cannot compile
+            program = _without_rules(program, rejected)
+            self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        self.program = program
         names = program.fields
         self.rules = [
             RuleInfo(
@@ -125,6 +153,17 @@ class Matcher:
         globs and regexes only on values holding one of their literals, `memo` remembers
         the atoms of repeated values. Results are the same either way (the tests check)."""
         return Matcher(self.program, prefilter=prefilter, memo=memo)
+
+    # --- the engine's plan ---
+    def rule_plan(self, index: int) -> RulePlan:
+        """How the engine runs rule number `index` of `rules`."""
+        return RulePlan(*self._engine.rule_plan(index))
+
+    @staticmethod
+    def atom_triggers(atom: dict[str, Any]) -> list[str] | None:
+        """The trigger literals of a glob or regex atom: the engine runs the check only on
+        values holding one of them (none: on every value). None for other atoms."""
+        return _engine.check_triggers(json.dumps(atom))
 
     # --- serialization: the program travels, never the YAML ---
     def to_bytes(self) -> bytes:
