@@ -321,13 +321,13 @@ pub(crate) fn parse_number(s: &str) -> Option<Num> {
     s.parse::<f64>().ok().map(Num::Float)
 }
 
-/// ISO 8601 `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]][Z|±HH[:]MM]]`, converted to UTC when an
-/// offset is given.
+/// ISO 8601 `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]][Z|±HH:MM|±HHMM]]` in ASCII digits,
+/// converted to UTC when an offset is given (docs/semantics.md).
 pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(
-            r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+            r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$",
         )
         .expect("valid regex")
     });
@@ -341,11 +341,13 @@ pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
     })?;
     let mut t = date.and_hms_nano_opt(n(4)?, n(5)?, n(6)?, nanos)?;
     if let Some(z) = c.get(8).map(|m| m.as_str()).filter(|z| *z != "Z") {
-        let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
-        let minutes =
-            i64::from(digits[..2].parse::<u32>().ok()? * 60 + digits[2..].parse::<u32>().ok()?);
-        let offset = chrono::Duration::minutes(if z.starts_with('-') { -minutes } else { minutes });
-        t = t.checked_sub_signed(offset)?;
+        let (hours, minutes) =
+            (z[1..3].parse::<i64>().ok()?, z[z.len() - 2..].parse::<i64>().ok()?);
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        t = t.checked_sub_signed(chrono::Duration::minutes(sign * (hours * 60 + minutes)))?;
     }
     Some(t)
 }
@@ -366,8 +368,15 @@ mod tests {
 
     #[test]
     fn iso8601() {
-        let t = parse_iso8601("2024-03-05T23:30:00+01:00").unwrap();
-        assert_eq!(t.to_string(), "2024-03-05 22:30:00");
+        for offset in ["+01:00", "+0100"] {
+            let t = parse_iso8601(&format!("2024-03-05T23:30:00{offset}")).unwrap();
+            assert_eq!(t.to_string(), "2024-03-05 22:30:00");
+        }
+        for bad in ["+01", "+010", "+2400", "+00:60"] {
+            assert!(parse_iso8601(&format!("2024-03-05T23:30:00{bad}")).is_none(), "{bad}");
+        }
+        // Other digits than ASCII are not the form (nor a fraction to cut at 9 bytes).
+        assert!(parse_iso8601("2024-03-05T23:30:00.\u{661}\u{662}\u{663}\u{664}\u{665}Z").is_none());
         assert_eq!(parse_iso8601("2024-03-05").unwrap().to_string(), "2024-03-05 00:00:00");
         assert!(parse_iso8601("2024-13-05").is_none());
         assert!(parse_iso8601("yesterday").is_none());
