@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -46,6 +46,28 @@ class RuleInfo:
     fields: list[str] = field(default_factory=list)
 
 
+class RulePlan(NamedTuple):
+    """How the engine runs one rule, as atom ids (see docs/engine.md)."""
+
+    needs: list[list[int]]  # sets of atoms each of which must hit for the rule to run
+    witness: list[int] | None  # the needed set chosen as the rule's witness
+    lazy: list[int]  # atoms tested only where every needed set hit
+
+
+def _without_rules(program: Program, reasons: dict[int, str]) -> Program:
+    """The program without the rules the engine rejected (and the atoms and fields only
+    they used), which join its errors with the engine's reasons."""
+    kept = program.subprogram([r for i, r in enumerate(program.rules) if i not in reasons])
+    rejected = [
+        {"source": r["source"], "rule_id": r["id"], "title": r["title"], "reason": reasons[i]}
+        for i, r in enumerate(program.rules)
+        if i in reasons
+    ]
+    kept.data["errors"] = [*program.errors, *rejected]
+    kept.data["skipped"] = program.data.get("skipped", [])
+    return kept
+
+
 def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -73,9 +95,13 @@ class Matcher:
     """Sigma rules compiled into one program, ready to match Arrow data."""
 
     def __init__(self, program: Program, *, prefilter: bool = True, memo: bool = True) -> None:
-        self.program = program
         self.options = {"prefilter": prefilter, "memo": memo}
         self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        rejected = dict(self._engine.rule_errors())
+        if rejected:  # rules whose regex the engine cannot compile
+            program = _without_rules(program, rejected)
+            self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        self.program = program
         names = program.fields
         self.rules = [
             RuleInfo(
@@ -109,14 +135,15 @@ class Matcher:
         the atoms of repeated values. Results are the same either way (the tests check)."""
         return Matcher(self.program, prefilter=prefilter, memo=memo)
 
-    def rule_plan(self, index: int) -> tuple[list[list[int]], list[int] | None, list[int]]:
-        """How the engine runs rule number `index`: (the sets of atoms one of which is true in
-        every match, the set chosen as its witness or None, the atoms tested lazily)."""
-        return self._engine.rule_plan(index)
+    # --- the engine's plan ---
+    def rule_plan(self, index: int) -> RulePlan:
+        """How the engine runs rule number `index` of `rules`."""
+        return RulePlan(*self._engine.rule_plan(index))
 
-    def atom_triggers(self, atom: Atom) -> list[str] | None:
-        """The literals the engine requires in a value before it runs a glob or regex atom
-        (None: it runs on every value, or the atom is of another kind)."""
+    @staticmethod
+    def atom_triggers(atom: Atom) -> list[str] | None:
+        """The trigger literals of a glob or regex atom: the engine runs the check only on
+        values holding one of them (none: on every value). None for other atoms."""
         return _engine.check_triggers(orjson.dumps(atom).decode())
 
     # --- serialization: the program travels, never the YAML ---

@@ -38,7 +38,6 @@ from sigma.types import (
     SpecialChars,
 )
 
-from sigmarrow import _engine
 from sigmarrow.errors import RuleError
 from sigmarrow.program import (
     Anchor,
@@ -204,9 +203,7 @@ class RuleCompiler:
     def regex(self, field: int | None, value: SigmaRegularExpression) -> Expr:
         pattern = _regex_text(value)
         flags = "".join(sorted(_FLAGS[f] for f in value.flags))
-        problem = _engine.regex_error(pattern, flags)
-        if problem:
-            raise Unsupported(f"regex {pattern!r} does not compile: {problem}")
+        # Whether the engine can compile it is decided when the matcher is built.
         return self.builder.atom({"op": "re", "field": field, "pattern": pattern, "flags": flags})
 
     def time(self, field: int, value: SigmaTimestampPart, cmp: Compare) -> Expr:
