@@ -4,8 +4,8 @@ PY ?= python
 help:  ## list the developer commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install:  ## install sigmarrow with the test extras (builds the Rust engine in release mode)
-	$(PY) -m pip install '.[test,spark]'
+install:  ## install sigmarrow with the test and lint extras (builds the Rust engine in release mode)
+	$(PY) -m pip install '.[test,spark,lint]'
 
 dev:  ## rebuild the engine in place after a Rust change (editable install)
 	cargo build --release -p sigmarrow-py
@@ -20,9 +20,13 @@ test-rust:  ## cargo tests of the pure-Rust core
 test-python:  ## pytest: semantics on both engines, SigmaHQ corpus and regression, CLI, Spark
 	$(PY) -m pytest -q
 
-lint:  ## clippy and ruff
+lint:  ## rustfmt, clippy, ruff, mypy, the stub test of the extension, the import contracts
+	cargo fmt --all --check
 	cargo clippy --release --all-targets -- -D warnings
 	$(PY) -m ruff check python tests benches
+	$(PY) -m mypy
+	$(PY) -m mypy.stubtest sigmarrow._engine
+	lint-imports
 
 bench:  ## the headline benchmark table on generated data
 	$(PY) -m sigmarrow bench

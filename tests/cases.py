@@ -1031,7 +1031,7 @@ case(
         {"A": "x evil", "B": "x", "N": 3},
         {"A": "x", "B": None, "N": 4},
     ],
-    [0, 1],
+    [0, 1, 2],
 )
 case(
     "keywords-ignore-non-string-columns-by-default",
@@ -1077,17 +1077,87 @@ case(
     condition: keywords
     """,
     [{"EventID": 4688, "Msg": "x"}, {"EventID": 1, "Msg": "4688"}, {"EventID": 46880, "Msg": "x"}],
-    [0],
+    [0, 2],
     keyword_columns=["EventID"],
 )
 case(
-    "keywords-numeric-keyword-matches-decimal-text",
+    "keywords-numeric-keyword-is-searched-as-decimal-text",
     """
     keywords:
         - 4688
     condition: keywords
     """,
-    [{"Msg": "4688"}, {"Msg": "04688"}, {"Msg": "4688.0"}, {"Msg": "x4688"}],
+    [{"Msg": "4688"}, {"Msg": "04688"}, {"Msg": "4688.0"}, {"Msg": "x4688"}, {"Msg": "468 8"}],
+    [0, 1, 2, 3],
+)
+case(
+    "keyword-is-searched-within-each-value",
+    r"""
+    keywords:
+        - 'mimidrv.sys'
+        - 'Install-TransportAgent'
+    condition: keywords
+    """,
+    [
+        {"Path": "C:\\Users\\x\\mimidrv.sys", "Msg": None},
+        {"Path": None, "Msg": 'Install-TransportAgent -Name "Evil" -TransportAgentFactory x'},
+        {"Path": "mimidrv.sy", "Msg": "s"},
+        {"Path": "MIMIDRV.SYS.bak", "Msg": ""},
+    ],
+    [0, 1, 3],
+)
+case(
+    "keyword-wildcards-inside-are-kept",
+    r"""
+    keywords:
+        - 'mimi*.dll'
+        - 'a?c'
+    condition: keywords
+    """,
+    [{"A": "x\\mimispool.dll y"}, {"A": "mimi.dl"}, {"A": "xxABCxx"}, {"A": "ac"}],
+    [0, 2],
+)
+case(
+    "keyword-escaped-star-is-a-literal-star-searched",
+    r"""
+    keywords:
+        - 'a\*b'
+    condition: keywords
+    """,
+    [{"A": "xa*by"}, {"A": "axxb"}],
+    [0],
+)
+case(
+    "keyword-does-not-span-two-columns",
+    """
+    keywords:
+        - 'foo bar'
+    condition: keywords
+    """,
+    [{"A": "foo", "B": "bar"}, {"A": "x", "B": "a foo bar"}, {"A": "foo ", "B": " bar"}],
+    [1],
+)
+case(
+    "keyword-cased-searched-with-case",
+    """
+    keywords:
+        '|cased': 'Evil'
+    condition: keywords
+    """,
+    [{"A": "so Evil"}, {"A": "so evil"}],
+    [0],
+)
+case(
+    "keyword-and-not-field-filter",
+    """
+    keywords:
+        - 'sekurlsa::'
+    filter:
+        EventID: 15
+    condition: keywords and not filter
+    """,
+    [{"EventID": 1, "CommandLine": "m.exe sekurlsa::logonpasswords"}, {"EventID": 15, "CommandLine": "sekurlsa::"},
+     {"EventID": 1, "CommandLine": "x"}],
     [0],
 )
 case(
@@ -2016,8 +2086,8 @@ case(
         - true
     condition: keywords
     """,
-    [{"Flag": "TRUE"}, {"Flag": "true "}, {"Flag": "false"}],
-    [0],
+    [{"Flag": "TRUE"}, {"Flag": "true "}, {"Flag": "false"}, {"Flag": "untrue"}],
+    [0, 1, 3],
 )
 case(
     "keyword-column-given-as-struct-path",

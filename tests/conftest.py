@@ -1,8 +1,9 @@
 """Shared test helpers: events as Arrow tables, and the engines the semantics cases run on.
 
-`engine` is a fixture parametrized over "reference" (sigmarrow.reference, pure Python) and
-"engine" (sigmarrow.compile + the Rust extension). Both take the same arguments and return
-(row, rule_id) pairs, so one assertion covers both. The engine side is skipped, with the
+`engine` is a fixture parametrized over "reference" (sigmarrow.reference, pure Python),
+"engine" (sigmarrow.compile + the Rust extension) and "engine-no-shortcuts" (the same with
+`prefilter=False, memo=False`, which must never change a result). All take the same arguments
+and return (row, rule_id) pairs, so one assertion covers the three. The engine side is skipped, with the
 reason, while the extension cannot be imported.
 """
 
@@ -74,26 +75,39 @@ def run_engine(
     events: Sequence[Mapping[str, Any]],
     keyword_columns: Sequence[str] | None = None,
     types: Mapping[str, pa.DataType] | None = None,
+    shortcuts: bool = True,
 ) -> list[tuple[int, str]]:
     sigmarrow, reason = load_engine()
     if sigmarrow is None:
         pytest.skip(reason)
     matcher = sigmarrow.compile(rule_yaml)
     assert not matcher.errors, f"the engine refused the rule: {matcher.errors}"
+    if not shortcuts:
+        matcher = matcher.with_options(prefilter=False, memo=False)
     hits = matcher.match(events_to_table(events, types), keyword_columns=keyword_columns)
     return list(zip(hits.column("row").to_pylist(), hits.column("rule_id").to_pylist()))
+
+
+def run_engine_without_shortcuts(
+    rule_yaml: str,
+    events: Sequence[Mapping[str, Any]],
+    keyword_columns: Sequence[str] | None = None,
+    types: Mapping[str, pa.DataType] | None = None,
+) -> list[tuple[int, str]]:
+    return run_engine(rule_yaml, events, keyword_columns, types, shortcuts=False)
 
 
 ENGINES: dict[str, Callable[..., list[tuple[int, str]]]] = {
     "reference": run_reference,
     "engine": run_engine,
+    "engine-no-shortcuts": run_engine_without_shortcuts,
 }
 
 
 @pytest.fixture(params=list(ENGINES))
 def engine(request: pytest.FixtureRequest) -> Engine:
     """Runs a rule over events on one engine: (rule_yaml, events, keyword_columns, types)."""
-    if request.param == "engine":
+    if request.param != "reference":
         sigmarrow, reason = load_engine()
         if sigmarrow is None:
             pytest.skip(reason)

@@ -228,13 +228,11 @@ def test_profile_hits_equal_match_counts(compiled, events) -> None:
 
 
 def test_subprogram_of_each_rule_gives_its_hits(compiled, events) -> None:
-    from sigmarrow.profile import subprogram
-
     matcher, _ = compiled
     table, _ = events
     hits = matcher.match(table)
     for i, info in enumerate(matcher.rules):
-        alone = sigmarrow.Matcher(subprogram(matcher.program, [matcher.program.rules[i]]))
+        alone = sigmarrow.Matcher(matcher.program.subprogram([matcher.program.rules[i]]))
         assert len(alone.program.atoms) <= len(matcher.program.atoms)
         mine = alone.match(table)
         expected = pc.filter(hits.column("row"), pc.equal(hits.column("rule_id"), info.id))
@@ -323,7 +321,6 @@ def test_explain_unknown_rule_is_a_usage_error(capsys: pytest.CaptureFixture[str
 
 def test_engine_plan_witness_and_lazy_atoms_and_triggers(tmp_path: Path) -> None:
     from cases import rule_yaml
-    from sigmarrow.explain import plan, triggers
 
     detections = [
         "s: {F|contains: 'a'}\nt: {F|contains: 'longer literal'}\ncondition: s and t",
@@ -337,6 +334,13 @@ def test_engine_plan_witness_and_lazy_atoms_and_triggers(tmp_path: Path) -> None
         (tmp_path / f"r{i}.yml").write_text(rule_yaml(detection, title=f"r{i}", rule_id=f"00000000-0000-0000-0000-00000000000{i}"))
     matcher = sigmarrow.compile(sorted(str(p) for p in tmp_path.glob("*.yml")))
     atom = {a.get("value", a.get("pattern")): i for i, a in enumerate(matcher.program.atoms)}
+
+    def plan(m: sigmarrow.Matcher, rule: int) -> tuple:
+        return m.rule_plan(rule)
+
+    def triggers(atom: dict) -> list[str]:
+        return matcher.atom_triggers(atom) or []
+
     a, long, x, yy, filt, regex_atom = (atom[v] for v in ("a", "longer literal", "x", "yy", "filter", "x+y"))
     # (needed sets, witness, lazy atoms)
     assert plan(matcher, 0) == ([[a], [long]], [long], [])  # the longer literal is the witness

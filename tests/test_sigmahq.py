@@ -53,8 +53,8 @@ SKIP: dict[str, str] = {
 
 
 @functools.cache
-def rule_matcher(rule_id: str, pipeline: str | None = None) -> sigmarrow.Matcher:
-    return sigmarrow.compile(rule_index()[rule_id], pipeline=pipeline)
+def rule_matcher(rule_id: str, pipeline: str | None = None, unrouted: bool = False) -> sigmarrow.Matcher:
+    return sigmarrow.compile(rule_index()[rule_id], pipeline=pipeline, unrouted=unrouted)
 
 
 @functools.cache
@@ -165,9 +165,9 @@ def _describe(case: RegressionCase, table: pa.Table, hits: pa.Table) -> str:
     )
 
 
-def _check_regression(case: RegressionCase, pipeline: str | None) -> None:
+def _check_regression(case: RegressionCase, pipeline: str | None, unrouted: bool = False) -> None:
     assert case.kind == "evtx", f"{case.info}: unsupported test type {case.kind!r}"
-    m = rule_matcher(case.rule_id, pipeline)
+    m = rule_matcher(case.rule_id, pipeline, unrouted)
     assert not m.errors, [f"{e.rule_id}: {e.reason}" for e in m.errors]
     assert [r.id.lower() for r in m.rules] == [case.rule_id]
     table = events(case.evtx)
@@ -187,8 +187,13 @@ def test_regression(case: RegressionCase) -> None:
 @requires_sigma
 @pytest.mark.parametrize("case", CASES)
 def test_regression_with_sysmon_pipeline(case: RegressionCase) -> None:
-    """With the sysmon pipeline, Sysmon rules also test `EventID` (an int64 column here)."""
-    _check_regression(case, pipeline="sysmon")
+    """With the sysmon pipeline, Sysmon rules also test `EventID` (an int64 column here).
+    The pipeline routes Sysmon categories only: a rule of another Windows log source is left
+    out as not routed, and runs when asked (`unrouted=True`)."""
+    routed = rule_matcher(case.rule_id, "sysmon")
+    if not routed.rules:
+        assert routed.skipped[0].reason.startswith("not routed: no routing for windows")
+    _check_regression(case, pipeline="sysmon", unrouted=not routed.rules)
 
 
 def test_regression_suite_size() -> None:
@@ -586,3 +591,45 @@ def test_flatten_event_accepts_evtx_items_and_bare_events() -> None:
     expected = flatten_event(event)
     assert flatten_event({"event_record_id": 42, "data": json.dumps(event)}) == expected
     assert flatten_event(event["Event"]) == expected
+
+
+# --------------------------------------------------------------------------------------
+# Keywords are searched within values: three real detections the old whole-value
+# comparison missed (events shaped as the attack samples' EVTX flatten).
+# --------------------------------------------------------------------------------------
+
+KEYWORD_DETECTIONS = [
+    (
+        "Mimikatz Use",
+        "rules/windows/builtin/win_alert_mimikatz_keywords.yml",
+        {"Channel": "Microsoft-Windows-Windows Defender/Operational", "EventID": 1116,
+         "Path": "file:_C:\\Users\\admin\\Desktop\\x64\\mimidrv.sys", "Threat Name": "HackTool:Win64/Mikatz"},
+    ),
+    (
+        "Possible CVE-2021-1675 Print Spooler Exploitation",
+        "rules-emerging-threats/2021/Exploits/CVE-2021-1675/win_exploit_cve_2021_1675_printspooler.yml",
+        {"Channel": "Microsoft-Windows-PrintService/Admin", "EventID": 354,
+         "param1": "C:\\Windows\\System32\\spool\\drivers\\x64\\3\\mimispool.dll"},
+    ),
+    (
+        "MSExchange Transport Agent Installation - Builtin",
+        "rules/windows/builtin/msexchange/win_exchange_transportagent.yml",
+        {"Channel": "MSExchange Management", "EventID": 1,
+         "Data": 'Install-TransportAgent -Name "Evil" -TransportAgentFactory "x.Factory" -AssemblyPath "c:\\x.dll"'},
+    ),
+]
+
+
+@requires_sigma
+@pytest.mark.parametrize(("title", "path", "event"), KEYWORD_DETECTIONS, ids=[t for t, _, _ in KEYWORD_DETECTIONS])
+def test_keyword_rules_find_real_detections_inside_values(title: str, path: str, event: dict[str, Any]) -> None:
+    from sigma.collection import SigmaCollection
+    from sigmarrow import reference
+
+    text = (SIGMA_DIR / path).read_text(encoding="utf-8")
+    matcher = sigmarrow.compile(text)
+    assert [r.title for r in matcher.rules] == [title] and not matcher.errors
+    benign = {k: ("nothing to see" if isinstance(v, str) and k != "Channel" else v) for k, v in event.items()}
+    table = pa.Table.from_pylist([event, benign])
+    assert matcher.match(table).column("row").to_pylist() == [0]
+    assert [row for row, _ in reference.match(SigmaCollection.from_yaml(text), [event, benign])] == [0]

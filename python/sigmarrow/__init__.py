@@ -21,14 +21,15 @@ from sigmarrow.errors import (
 )
 
 if TYPE_CHECKING:
-    from sigmarrow._engine import __version__
-    from sigmarrow.matcher import Matcher, RuleInfo
+    from sigmarrow.logsource import LogSource
+    from sigmarrow.matcher import Matcher, RuleInfo, __version__
     from sigmarrow.program import Program
-    from sigmarrow.rules import PipelineSpec, Sources, load_rules
+    from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
 
 # The engine and pySigma load on first use, so that `sigmarrow --help` starts without them.
 _LAZY = {
-    "__version__": "sigmarrow._engine",
+    "__version__": "sigmarrow.matcher",
+    "LogSource": "sigmarrow.logsource",
     "Matcher": "sigmarrow.matcher",
     "RuleInfo": "sigmarrow.matcher",
     "Program": "sigmarrow.program",
@@ -45,6 +46,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DataError",
+    "LogSource",
     "Matcher",
     "PipelineError",
     "Program",
@@ -59,7 +61,12 @@ __all__ = [
 ]
 
 
-def compile(sources: Sources, pipeline: PipelineSpec = None) -> Matcher:
+def compile(
+    sources: Sources,
+    pipeline: PipelineSpec = None,
+    logsource: LogSourceSpec = None,
+    unrouted: bool = False,
+) -> Matcher:
     """Compiles Sigma rules into a Matcher.
 
     `sources`: rule files, folders (recursive *.yml/*.yaml), YAML text, pySigma
@@ -68,11 +75,17 @@ def compile(sources: Sources, pipeline: PipelineSpec = None) -> Matcher:
     `sysmon`, `sentinel_asim`), a pipeline YAML file, or a list of these applied in order.
     Rules that fail to parse, process or compile are in `Matcher.errors`, never dropped
     silently.
+
+    `logsource`: what the data holds (`"windows"`, `"windows/process_creation"`,
+    `"windows//security"`, a list, or `sigmarrow.LogSource`s): rules of other log sources are
+    left out, each with its reason, in `Matcher.skipped`. A routing pipeline (built-in
+    `windows`, `sysmon`, `windows-logsources`) also leaves out the rules of a product it serves
+    whose category or service it cannot route, unless `unrouted=True` (docs/logsources.md).
     """
     from sigmarrow.compiler import compile_rules
     from sigmarrow.matcher import Matcher
     from sigmarrow.rules import load_rules
 
-    loaded = load_rules(sources, pipeline)
+    loaded = load_rules(sources, pipeline, logsource, unrouted)
     errors = list(loaded.errors)
-    return Matcher(compile_rules(loaded.rules, errors))
+    return Matcher(compile_rules(loaded.rules, errors, loaded.skipped))

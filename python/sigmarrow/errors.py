@@ -37,7 +37,9 @@ class PipelineError(SigmarrowError):
 
 @dataclass(frozen=True)
 class RuleError:
-    """A rule (or rule file) that did not compile, and why: a record, not an exception."""
+    """A rule (or rule file) left out of the program, and why: one that did not compile
+    (`Matcher.errors`) or one that does not apply to the data (`Matcher.skipped`). A record,
+    not an exception."""
 
     source: str | None
     rule_id: str | None

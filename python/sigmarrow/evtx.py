@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -40,7 +40,7 @@ from sigmarrow.errors import DataError
 try:  # orjson is a dependency of sigmarrow, but the module must not need it to import
     import orjson as _orjson
 
-    _loads = _orjson.loads
+    _loads: Callable[[str | bytes], Any] = _orjson.loads
 except ImportError:  # pragma: no cover - exercised only without orjson
     _loads = json.loads
 
@@ -264,7 +264,7 @@ def iter_evtx(path: str | os.PathLike[str] | Any) -> Iterator[dict[str, Any]]:
         # The parser yields records in file order, whatever its number of threads.
         parser = evtx.PyEvtxParser(source)
         for record in parser.records_json():
-            yield flatten_event(_loads(record["data"]))
+            yield flatten_event(_loads(record["data"]))  # type: ignore[index]  # evtx has no stubs
     except (FileNotFoundError, PermissionError):
         raise
     except (OSError, RuntimeError, ValueError) as exc:

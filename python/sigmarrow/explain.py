@@ -22,13 +22,16 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sigmarrow import _engine
+from sigmarrow.program import Expr, atom_ids, children
 
-__all__ = ["add_arguments", "atom_text", "explain", "plan", "run"]
+# Atoms as explain reads them: any op, from a program that may come from a file.
+Atom = Mapping[str, Any]
+
+__all__ = ["add_arguments", "atom_text", "explain", "run"]
 
 _ANCHOR_WORD = {"exact": "equals", "prefix": "startswith", "suffix": "endswith", "contains": "contains"}
 
@@ -47,7 +50,7 @@ def _lit(text: str) -> str:
     return "'" + "".join(out) + "'"
 
 
-def atom_text(atom: dict[str, Any], fields: Sequence[str]) -> str:
+def atom_text(atom: Atom, fields: Sequence[str]) -> str:
     """One atom as a line: ``Image endswith '\\\\cloudflared.exe'``."""
     name = fields[atom["field"]] if atom.get("field") is not None else "<keyword: any string column>"
     op = atom["op"]
@@ -77,14 +80,14 @@ def atom_text(atom: dict[str, Any], fields: Sequence[str]) -> str:
     return json.dumps(atom)
 
 
-def _table_of(atom: dict[str, Any]) -> str:
+def _table_of(matcher: Any, atom: Atom) -> str:
     """Which engine structure an atom goes to."""
     op = atom["op"]
     if op == "str":
         return f"literal table, {atom['anchor']}{', cased' if atom.get('cased') else ', case-folded'}"
     if op in ("glob", "re"):
         kind = "glob" if op == "glob" else "regex"
-        need = triggers(atom)
+        need = matcher.atom_triggers(atom) or []
         if not need:
             return f"{kind}, no required literal: run on every value"
         return f"{kind}, run only on values holding {' or '.join(_lit(t) for t in need[:5])}" + (
@@ -93,18 +96,7 @@ def _table_of(atom: dict[str, Any]) -> str:
     return "direct test"
 
 
-def triggers(atom: dict[str, Any]) -> list[str]:
-    """The literals the engine requires before it runs a glob or regex (its prefilter,
-    as the engine itself computes it); empty when it runs on every value."""
-    return _engine.check_triggers(json.dumps(atom)) or []
-
-
-def plan(matcher: Any, rule_index: int) -> tuple[list[list[int]], list[int] | None, list[int]]:
-    """The engine's plan for a rule of `matcher`: (needed sets, witness set, lazy atoms)."""
-    return matcher._engine.rule_plan(rule_index)
-
-
-def _tree(expr: dict[str, Any], atoms: Sequence[dict[str, Any]], fields: Sequence[str], depth: int = 0) -> list[str]:
+def _tree(expr: Expr, atoms: Sequence[Atom], fields: Sequence[str], depth: int = 0) -> list[str]:
     pad = "  " * depth
     if "atom" in expr:
         return [f"{pad}[a{expr['atom']}] {atom_text(atoms[expr['atom']], fields)}"]
@@ -115,17 +107,14 @@ def _tree(expr: dict[str, Any], atoms: Sequence[dict[str, Any]], fields: Sequenc
         if len(inner) == 1:
             return [f"{pad}NOT {inner[0].strip()}"]
         return [f"{pad}NOT"] + inner
-    op = "and" if "and" in expr else "or"
-    children = expr[op]
-    if len(children) == 1:
-        return _tree(children[0], atoms, fields, depth)
-    lines = [f"{pad}{op.upper()}"]
-    for child in children:
+    op = "AND" if "and" in expr else "OR"
+    lines = [f"{pad}{op}"]
+    for child in children(expr):
         lines += _tree(child, atoms, fields, depth + 1)
     return lines
 
 
-def _atom_key(atom: dict[str, Any], fields: Sequence[str]) -> str:
+def _atom_key(atom: Atom, fields: Sequence[str]) -> str:
     key = dict(atom)
     if key.get("field") is not None:
         key["field"] = fields[key["field"]]
@@ -142,8 +131,6 @@ def explain(matcher: Any, rule_index: int, others: Any = None, show_shared: int 
     data = program.data
     rule = data["rules"][rule_index]
     atoms, fields = data["atoms"], data["fields"]
-    from sigmarrow.profile import atom_ids
-
     used = list(dict.fromkeys(atom_ids(rule["condition"])))
     positive = set(atom_ids(rule["condition"], positive_only=True))
     out = [f"{rule['title']} ({rule['id']})"]
@@ -172,7 +159,7 @@ def explain(matcher: Any, rule_index: int, others: Any = None, show_shared: int 
         for a in used:
             sharing[a] = users.get(_atom_key(atoms[a], fields), [])
 
-    needs, witness, lazy = plan(matcher, rule_index)
+    needs, witness, lazy = matcher.rule_plan(rule_index)
     out += ["", f"Atoms by column ({len(used)}):"]
     by_field: dict[str, list[int]] = defaultdict(list)
     for a in used:
@@ -185,7 +172,7 @@ def explain(matcher: Any, rule_index: int, others: Any = None, show_shared: int 
             sign = "" if a in positive else "  [only under NOT]"
             line = f"    a{a:<6} {_describe(atom)}{sign}"
             out.append(line)
-            table = "lazy: tested directly, only where the rule's needed atoms hit" if a in lazy else _table_of(atom)
+            table = "lazy: tested directly, only where the rule's needed atoms hit" if a in lazy else _table_of(matcher, atom)
             out.append(f"    {'':7} -> {table}")
             if a in sharing:
                 shared = sharing[a]
@@ -216,7 +203,7 @@ def explain(matcher: Any, rule_index: int, others: Any = None, show_shared: int 
     return "\n".join(out)
 
 
-def _describe(atom: dict[str, Any]) -> str:
+def _describe(atom: Atom) -> str:
     op = atom["op"]
     if op == "str":
         return f"{_ANCHOR_WORD[atom['anchor']]:<10} {_lit(atom['value'])}{'  (cased)' if atom.get('cased') else ''}"
@@ -265,8 +252,6 @@ def _find(matcher: Any, name: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sigmarrow.profile import subprogram
-
     pipeline = args.pipeline
     rule_path = Path(args.rule)
     the_set = _compile(args.rules, pipeline) if args.rules else None
@@ -281,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
               "give the set with --rules)", file=sys.stderr)
         return 2
     for e in matcher.errors:
-        print(f"sigmarrow explain: rule not compiled: {e.title or e.source}: {e.reason}", file=sys.stderr)
+        print(f"sigmarrow explain: rule not compiled: {e}", file=sys.stderr)
     if not indices:
         print(f"sigmarrow explain: no rule matches {args.rule!r}", file=sys.stderr)
         return 2
@@ -293,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     blocks = []
     for i in indices:
         if args.json:
-            alone = subprogram(matcher.program, [matcher.program.rules[i]])
+            alone = matcher.program.subprogram([matcher.program.rules[i]])
             blocks.append(json.dumps(alone.data, indent=1, ensure_ascii=False))
         else:
             others = the_set.program if the_set is not None else None

@@ -15,8 +15,11 @@ import pyarrow.compute as pc
 
 from sigmarrow import _engine
 from sigmarrow.columns import Binding, ColumnRef, SchemaMemo, bind, is_string, resolve
-from sigmarrow.program import Program
-from sigmarrow.errors import RuleError, DataError
+from sigmarrow.errors import DataError, RuleError
+from sigmarrow.program import Atom, Program
+
+#: The version of sigmarrow: the Cargo workspace's, which the extension carries.
+__version__: str = _engine.__version__
 
 MISSING_FIELDS_KEY = b"sigmarrow.missing_fields"
 # Rows handed to the engine per call when reading a stream: bounds memory, keeps all
@@ -83,6 +86,8 @@ class Matcher:
             for i, r in enumerate(program.rules)
         ]
         self.errors = [RuleError(**e) for e in program.data["errors"]]
+        #: Rules left out because they do not apply to the declared log sources, and why.
+        self.skipped = [RuleError(**e) for e in program.data.get("skipped", [])]
         self._rule_ids = pa.array([r.id for r in self.rules], pa.string())
 
     def __repr__(self) -> str:
@@ -103,6 +108,16 @@ class Matcher:
         globs and regexes only on values holding one of their literals, `memo` remembers
         the atoms of repeated values. Results are the same either way (the tests check)."""
         return Matcher(self.program, prefilter=prefilter, memo=memo)
+
+    def rule_plan(self, index: int) -> tuple[list[list[int]], list[int] | None, list[int]]:
+        """How the engine runs rule number `index`: (the sets of atoms one of which is true in
+        every match, the set chosen as its witness or None, the atoms tested lazily)."""
+        return self._engine.rule_plan(index)
+
+    def atom_triggers(self, atom: Atom) -> list[str] | None:
+        """The literals the engine requires in a value before it runs a glob or regex atom
+        (None: it runs on every value, or the atom is of another kind)."""
+        return _engine.check_triggers(orjson.dumps(atom).decode())
 
     # --- serialization: the program travels, never the YAML ---
     def to_bytes(self) -> bytes:

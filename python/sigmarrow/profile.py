@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import html
 import json
 import sys
@@ -36,16 +37,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sigmarrow.program import Program, Rule, any_of, atom_ids, atom_ref, rule_record
+
 __all__ = [
     "ColumnCost",
     "Profile",
     "RuleCost",
     "add_arguments",
-    "atom_ids",
     "load_table",
     "profile",
     "run",
-    "subprogram",
 ]
 
 
@@ -54,89 +55,17 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def atom_ids(expr: dict[str, Any], positive_only: bool = False, negated: bool = False) -> list[int]:
-    """The atoms an expression reads (with `positive_only`, those not under a `not`)."""
-    if "atom" in expr:
-        return [] if positive_only and negated else [expr["atom"]]
-    if "not" in expr:
-        return atom_ids(expr["not"], positive_only, not negated)
-    out: list[int] = []
-    for child in expr.get("and", expr.get("or", [])):
-        out += atom_ids(child, positive_only, negated)
-    return out
-
-
-def _remap(expr: dict[str, Any], ids: dict[int, int]) -> dict[str, Any]:
-    if "atom" in expr:
-        return {"atom": ids[expr["atom"]]}
-    if "not" in expr:
-        return {"not": _remap(expr["not"], ids)}
-    for op in ("and", "or"):
-        if op in expr:
-            return {op: [_remap(c, ids) for c in expr[op]]}
-    return dict(expr)
-
-
-def subprogram(program: Any, rules: Sequence[dict[str, Any]]) -> Any:
-    """A program of `rules` (rule dicts of `program`, possibly with new conditions), holding
-    only the atoms and fields they use, renumbered."""
-    from sigmarrow.program import Program
-
-    data = program.data
-    old_atoms = data["atoms"]
-    atom_map: dict[int, int] = {}
-    for rule in rules:
-        for a in atom_ids(rule["condition"]):
-            atom_map.setdefault(a, len(atom_map))
-    field_map: dict[int, int] = {}
-
-    def field(f: int | None) -> int | None:
-        if f is None:
-            return None
-        return field_map.setdefault(f, len(field_map))
-
-    atoms = []
-    for old in atom_map:
-        atom = dict(old_atoms[old])
-        atom["field"] = field(atom["field"])
-        if atom["op"] == "fieldref":
-            atom["other"] = field(atom["other"])
-        atoms.append(atom)
-    new_rules = []
-    for rule in rules:
-        new = dict(rule)
-        new["condition"] = _remap(rule["condition"], atom_map)
-        used = set()
-        for a in atom_ids(new["condition"]):
-            atom = atoms[a]
-            if atom["field"] is not None:
-                used.add(atom["field"])
-            if atom["op"] == "fieldref":
-                used.add(atom["other"])
-        new["fields"] = sorted(used)
-        new_rules.append(new)
-    fields = [""] * len(field_map)
-    for old, new_id in field_map.items():
-        fields[new_id] = data["fields"][old]
-    return Program({
-        "format": data["format"], "version": data["version"], "fields": fields, "atoms": atoms,
-        "rules": new_rules, "errors": [], "has_keywords": any(a["field"] is None for a in atoms),
-    })
-
-
 def _column_rule(rule: dict[str, Any], atoms: list[dict[str, Any]], field: int) -> dict[str, Any] | None:
     """The rule cut down to its atoms on `field`, ORed; None when it has none."""
     mine = [a for a in dict.fromkeys(atom_ids(rule["condition"])) if atoms[a]["field"] == field]
     if not mine:
         return None
-    return {**rule, "condition": {"or": [{"atom": a} for a in mine]}}
+    return {**rule, "condition": any_of([atom_ref(a) for a in mine])}
 
 
-def _atom_rules(program: Any) -> list[dict[str, Any]]:
+def _atom_rules(program: Program) -> list[Rule]:
     """One rule per atom, named by the atom id."""
-    return [{"id": str(i), "title": f"atom {i}", "level": None, "status": None, "tags": [],
-             "logsource": {}, "source": None, "author": None, "description": None,
-             "fields": [], "condition": {"atom": i}} for i in range(len(program.data["atoms"]))]
+    return [rule_record(str(i), atom_ref(i), title=f"atom {i}") for i in range(len(program.atoms))]
 
 
 # --------------------------------------------------------------------------------------
@@ -208,7 +137,7 @@ def profile(
 ) -> Profile:
     """Costs of each rule (or of the rules in `rules`, by index) and of each column of
     `matcher` over `table`."""
-    from sigmarrow.matcher import Matcher
+    from sigmarrow import Matcher
 
     program = matcher.program
     data = program.data
@@ -229,16 +158,12 @@ def profile(
     any_field = next((i for i, f in enumerate(fields) if f in table.column_names), None)
     floor_seconds = 0.0
     if any_field is not None:
-        from sigmarrow.program import Program
-
-        trivial = Program({**{k: data[k] for k in ("format", "version")}, "fields": [fields[any_field]],
-                           "atoms": [{"op": "null", "field": 0}], "errors": [], "has_keywords": False,
-                           "rules": [{**_atom_rules(program)[0], "fields": [0], "condition": {"atom": 0}}]
-                           if atoms else []})
+        trivial = Program.build([fields[any_field]], [{"op": "null", "field": 0}],
+                                [rule_record("0", atom_ref(0), [0])])
         floor_seconds, _ = _timed(lambda: run(Matcher(trivial)), repeat)
 
     # Every atom once: which rows each atom is true on.
-    atom_program = Matcher(subprogram(program, _atom_rules(program)))
+    atom_program = Matcher(program.subprogram(_atom_rules(program)))
     atoms_seconds, (a_rows, a_ids) = _timed(lambda: run(atom_program), 1)
     # atom_program renumbers atoms in order of first use, which for one rule per atom in
     # order is the identity.
@@ -253,8 +178,8 @@ def profile(
     rule_costs: list[RuleCost] = []
     for k, i in enumerate(selected):
         rule = data["rules"][i]
-        alone = Matcher(subprogram(program, [rule]))
-        seconds, (rows, _) = _timed(lambda m=alone: run(m), repeat)
+        alone = Matcher(program.subprogram([rule]))
+        seconds, (rows, _) = _timed(functools.partial(run, alone), repeat)
         if len(rows) != hits[i]:
             raise AssertionError(f"rule {rule['id']} alone hits {len(rows)} rows, in the whole program {hits[i]}")
         positive = list(dict.fromkeys(atom_ids(rule["condition"], positive_only=True)))
@@ -279,13 +204,13 @@ def profile(
             n_atoms = sum(1 for a in atoms if a["field"] == f)
             alone_seconds = 0.0
             if cut:
-                column_matcher = Matcher(subprogram(program, cut))  # built outside the timing
-                alone_seconds, _ = _timed(lambda m=column_matcher: run(m), repeat)
+                column_matcher = Matcher(program.subprogram(cut))  # built outside the timing
+                alone_seconds, _ = _timed(functools.partial(run, column_matcher), repeat)
             marginal = 0.0
             distinct = -1
             if name in table.column_names:
                 without = table.drop_columns([name])
-                t_without, _ = _timed(lambda w=without: run(matcher, w), repeat)
+                t_without, _ = _timed(functools.partial(run, matcher, without), repeat)
                 marginal = whole_seconds - t_without
                 column = table.column(name)
                 distinct = len(column.chunk(0).dictionary) if pa.types.is_dictionary(column.type) and column.num_chunks == 1 \
@@ -494,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--plot {args.plot}: give a .html, .png, .svg or .pdf file")
     matcher = _load_matcher(args.rules, args.pipeline)
     for e in matcher.errors:
-        print(f"sigmarrow profile: rule not compiled: {e.source or e.title}: {e.reason}", file=sys.stderr)
+        print(f"sigmarrow profile: rule not compiled: {e}", file=sys.stderr)
     if not matcher.rules:
         print("sigmarrow profile: no rule compiled", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ Events are mappings; a missing key or a ``None`` value is *absent*. Values may b
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import re
@@ -158,10 +159,18 @@ def _evaluate(node: Any, event: Mapping[str, Any], keyword_fields: Sequence[str]
 
 
 def _test_keyword(value: Any, event: Mapping[str, Any], keyword_fields: Sequence[str]) -> bool:
-    """A keyword matches when any keyword field matches it."""
-    if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
-        # Numeric keywords match as their decimal text.
-        value = SigmaString.from_str(str(value.number))
+    """A keyword matches when it is found within the value of any keyword field: a string is
+    searched as `*value*` (its own wildcards kept), a number or boolean as its text."""
+    if isinstance(value, SigmaExpansion):
+        return any(_test_keyword(v, event, keyword_fields) for v in value.values)
+    if isinstance(value, SigmaNumber | SigmaBool) and not isinstance(value, SigmaTimestampPart):
+        text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
+        value = SigmaString.from_str(text)
+    if isinstance(value, SigmaString):
+        searched = copy.copy(value)  # keeps SigmaCasedString's class
+        many = SpecialChars.WILDCARD_MULTI
+        searched.s = type(value.s)([many, *value.s, many])
+        value = searched
     return any(_test(value, _lookup(event, field), event) for field in keyword_fields)
 
 

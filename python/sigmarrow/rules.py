@@ -5,41 +5,43 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaRule, SigmaRuleBase
 
-from sigmarrow.errors import RuleError, PipelineError
+from sigmarrow.errors import PipelineError, RuleError
+from sigmarrow.logsource import LogSource, not_applicable, parse_logsources
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
 PipelineSpec = ProcessingPipeline | str | Path | Sequence[ProcessingPipeline | str | Path] | None
+LogSourceSpec = str | LogSource | Sequence[str | LogSource] | None
 
 RULE_SUFFIXES = (".yml", ".yaml")
 
 
 @dataclass
 class LoadedRules:
-    """Rules parsed and processed by the pipeline, and those that failed on the way."""
+    """Rules parsed and processed by the pipeline, those that failed on the way, and those
+    left out because they do not apply to the declared log sources (a reason each)."""
 
     rules: list[SigmaRule]
     errors: list[RuleError]
+    skipped: list[RuleError] = field(default_factory=list)
 
 
-def rule_source(rule: SigmaRule) -> str | None:
+def rule_source(rule: SigmaRuleBase) -> str | None:
     """The file a rule came from, when it came from one."""
     return str(rule.source.path) if rule.source and rule.source.path else None
 
 
-def rule_error(rule: SigmaRule, reason: str) -> RuleError:
+def rule_error(rule: SigmaRuleBase, reason: str) -> RuleError:
     rule_id = str(rule.id) if rule.id else None
     return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
 
@@ -65,13 +67,19 @@ def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[R
     except (SigmaError, yaml.YAMLError, ValueError, TypeError) as e:
         found = _ID.search(text)
         return None, [RuleError(where, found.group(1) if found else None, None, f"does not parse: {e}")]
-    errors = []
-    for rule in list(collection.rules) + list(collection.filters):
-        if path is not None:
+    if path is not None:
+        for rule in list(collection.rules) + list(collection.filters):
             rule.source = SigmaRuleLocation(path)
-        for e in rule.errors:
-            errors.append(rule_error(rule, str(e)))
-    return collection, errors
+    return collection, collected_errors(collection)
+
+
+def collected_errors(collection: SigmaCollection) -> list[RuleError]:
+    """The errors pySigma collected on a collection's rules (`collect_errors=True`)."""
+    return [
+        rule_error(rule, str(problem))
+        for rule in list(collection.rules) + list(collection.filters)
+        for problem in rule.errors
+    ]
 
 
 def _source_items(sources: Sources) -> Iterable[RuleSource]:
@@ -81,14 +89,25 @@ def _source_items(sources: Sources) -> Iterable[RuleSource]:
         yield from sources
 
 
-def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
+def load_rules(
+    sources: Sources,
+    pipeline: PipelineSpec = None,
+    logsource: LogSourceSpec = None,
+    unrouted: bool = False,
+) -> LoadedRules:
     """Parses rule files, folders (recursive), YAML text or SigmaCollections and applies
-    the processing pipeline to a fresh copy of every rule (pipelines mutate rules)."""
+    the processing pipeline to a fresh copy of every rule (pipelines mutate rules). Rules
+    that do not apply to the declared `logsource`s, or that the pipeline's routing does not
+    route (unless `unrouted`), are left out with the reason (see `sigmarrow.logsource`)."""
+    declared = parse_logsources(logsource)
+    processing = resolve_pipeline(pipeline)
     collections: list[SigmaCollection] = []
     errors: list[RuleError] = []
+    skipped: list[RuleError] = []
     for item in _source_items(sources):
         if isinstance(item, SigmaCollection):
             collections.append(copy.deepcopy(item))
+            errors += collected_errors(item)
             continue
         if isinstance(item, str) and _is_yaml_text(item):
             parsed, errs = _parse(item, None)
@@ -108,13 +127,16 @@ def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
             collections += [parsed] if parsed else []
             errors += errs
     merged = SigmaCollection.merge(collections)  # applies Sigma filters across files
-    processing = resolve_pipeline(pipeline)
     rules = []
     for rule in merged.rules:
         if isinstance(rule, SigmaCorrelationRule):
-            errors.append(rule_error(rule, "correlation rules are not supported"))  # type: ignore[arg-type]
+            errors.append(rule_error(rule, "correlation rules are not supported"))
             continue
-        if rule.errors:  # already reported by _parse
+        if rule.errors:  # already reported, with the collection's errors
+            continue
+        reason = not_applicable(rule, declared, processing, unrouted)
+        if reason:
+            skipped.append(rule_error(rule, reason))
             continue
         try:
             if processing is not None:
@@ -123,14 +145,7 @@ def load_rules(sources: Sources, pipeline: PipelineSpec = None) -> LoadedRules:
             errors.append(rule_error(rule, f"pipeline failed: {e}"))
             continue
         rules.append(rule)
-    return LoadedRules(rules, errors)
-
-
-@cache
-def _registry() -> dict[str, Any]:
-    from sigma.plugins import InstalledSigmaPlugins
-
-    return dict(InstalledSigmaPlugins.autodiscover().pipelines)
+    return LoadedRules(rules, errors, skipped)
 
 
 def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
@@ -151,7 +166,8 @@ def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
 
 
 def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
-    from sigmarrow.pipelines import builtin_pipeline
+    from sigmarrow.pipelines import builtin_pipeline, builtin_pipeline_names
+    from sigmarrow.pipelines.plugins import installed_pipelines
 
     name = str(spec)
     builtin = builtin_pipeline(name) if isinstance(spec, str) else None
@@ -161,8 +177,12 @@ def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
             return ProcessingPipeline.from_yaml(path.read_text(encoding="utf-8"))
         except (SigmaError, ValueError, TypeError, KeyError) as e:
             raise PipelineError(f"pipeline file {path}: {e}") from None
-    registry = _registry()
+    registry = installed_pipelines()
     if name in registry:
         return registry[name]()
-    known = ", ".join(sorted(registry))
-    raise PipelineError(f"unknown pipeline {name!r}: not a YAML file, and not one of: windows, {known}")
+    known = ", ".join(sorted({*builtin_pipeline_names(), *registry}))
+    raise PipelineError(
+        f"unknown pipeline {name!r}: not a pipeline YAML file, and not one of the known names: "
+        f"{known} (pySigma pipeline plugins add names: pip install the plugin, e.g. "
+        "pysigma-pipeline-sysmon)"
+    )

@@ -7,7 +7,8 @@ anything the engine cannot evaluate exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
 from sigma.conditions import (
     ConditionAND,
@@ -38,8 +39,24 @@ from sigma.types import (
 )
 
 from sigmarrow import _engine
-from sigmarrow.program import FORMAT, VERSION, Expr, Program, ProgramBuilder
 from sigmarrow.errors import RuleError
+from sigmarrow.program import (
+    Anchor,
+    Compare,
+    ErrorRecord,
+    Expr,
+    GlobAtom,
+    Program,
+    ProgramBuilder,
+    Rule,
+    StrAtom,
+    TimePart,
+    all_of,
+    any_of,
+    depth,
+    negate,
+    rule_record,
+)
 from sigmarrow.rules import rule_error, rule_source
 
 
@@ -47,7 +64,12 @@ class Unsupported(Exception):
     """A construct of one rule the engine cannot evaluate; the rule fails with this reason."""
 
 
-_CMP = {
+#: The deepest condition a rule may have after and/or/not are flattened (an atom is depth 1).
+#: SigmaHQ's deepest is far below; deeper is hostile input and one rule's error.
+MAX_CONDITION_DEPTH = 32
+
+
+_CMP: dict[CompareOperators, Compare] = {
     CompareOperators.LT: "lt",
     CompareOperators.LTE: "lte",
     CompareOperators.GT: "gt",
@@ -58,35 +80,42 @@ _FLAGS = {
     SigmaRegularExpressionFlag.MULTILINE: "m",
     SigmaRegularExpressionFlag.DOTALL: "s",
 }
-_WILDCARD = {SpecialChars.WILDCARD_MULTI: "many", SpecialChars.WILDCARD_SINGLE: "one"}
+_WILDCARD: dict[SpecialChars, Literal["many", "one"]] = {SpecialChars.WILDCARD_MULTI: "many", SpecialChars.WILDCARD_SINGLE: "one"}
+# (starts with `*`, ends with `*`) -> the anchor of a value with one literal
+_ANCHORS: dict[tuple[bool, bool], Anchor] = {
+    (False, False): "exact", (False, True): "prefix", (True, False): "suffix"
+}
 
 
-def _tokens(value: SigmaString) -> list[str | SpecialChars]:
-    """The string's parts with adjacent literals joined and runs of `*` collapsed."""
+def _tokens(value: SigmaString, search: bool = False) -> list[str | SpecialChars]:
+    """The string's parts with adjacent literals joined and runs of `*` collapsed; with
+    `search`, wrapped in `*` (a keyword is searched within a value, not compared with it)."""
+    many = SpecialChars.WILDCARD_MULTI
+    parts = [many, *value.s, many] if search else list(value.s)
     out: list[str | SpecialChars] = []
-    for part in value.s:
+    for part in parts:
         if isinstance(part, Placeholder):
             raise Unsupported(f"placeholder %{part.name}% was not resolved by a pipeline (expand)")
         if isinstance(part, str) and out and isinstance(out[-1], str):
             out[-1] += part
-        elif not (part == SpecialChars.WILDCARD_MULTI and out and out[-1] == part):
+        elif not (part == many and out and out[-1] == part):
             out.append(part)
     return out
 
 
-def _string_atom(field: int | None, value: SigmaString) -> dict[str, Any]:
+def _string_atom(field: int | None, value: SigmaString, search: bool = False) -> StrAtom | GlobAtom:
     cased = isinstance(value, SigmaCasedString)
-    tokens = _tokens(value)
+    tokens = _tokens(value, search)
     many = SpecialChars.WILDCARD_MULTI
     literal_inside = [t for t in tokens if t != many]
     if len(literal_inside) <= 1 and all(isinstance(t, str) for t in literal_inside):
-        text = literal_inside[0] if literal_inside else ""
+        text = cast(str, literal_inside[0]) if literal_inside else ""
         starts, ends = tokens[:1] == [many], tokens[-1:] == [many]
-        anchor = {(False, False): "exact", (False, True): "prefix", (True, False): "suffix"}.get(
-            (starts, ends), "contains"
-        )
+        anchor: Anchor = _ANCHORS.get((starts, ends), "contains")
         return {"op": "str", "field": field, "anchor": anchor, "value": text, "cased": cased}
-    parts = [{"lit": t} if isinstance(t, str) else _WILDCARD[t] for t in tokens]
+    parts: list[dict[str, str] | Literal["many", "one"]] = [
+        {"lit": t} if isinstance(t, str) else _WILDCARD[t] for t in tokens
+    ]
     return {"op": "glob", "field": field, "parts": parts, "cased": cased}
 
 
@@ -125,16 +154,24 @@ class RuleCompiler:
         return fid
 
     def rule(self, rule: SigmaRule) -> Expr:
-        conditions = [self.condition(c.parsed) for c in rule.detection.parsed_condition]
-        return conditions[0] if len(conditions) == 1 else {"or": conditions}
+        try:
+            condition = any_of([self.condition(c.parsed) for c in rule.detection.parsed_condition])
+        except RecursionError:
+            raise Unsupported("the condition nests too deep to parse") from None
+        if depth(condition) > MAX_CONDITION_DEPTH:
+            raise Unsupported(
+                f"the condition nests {depth(condition)} levels deep after flattening "
+                f"(the limit is {MAX_CONDITION_DEPTH})"
+            )
+        return condition
 
     def condition(self, node: Any) -> Expr:
         if isinstance(node, ConditionAND):
-            return {"and": [self.condition(a) for a in node.args]}
+            return all_of([self.condition(a) for a in node.args])
         if isinstance(node, ConditionOR):
-            return {"or": [self.condition(a) for a in node.args]}
+            return any_of([self.condition(a) for a in node.args])
         if isinstance(node, ConditionNOT):
-            return {"not": self.condition(node.args[0])}
+            return negate(self.condition(node.args[0]))
         if isinstance(node, ConditionFieldEqualsValueExpression):
             return self.value(self.field(node.field), node.value)
         if isinstance(node, ConditionValueExpression):
@@ -143,13 +180,13 @@ class RuleCompiler:
 
     def keyword(self, value: Any) -> Expr:
         if isinstance(value, SigmaExpansion):
-            return {"or": [self.keyword(v) for v in value.values]}
+            return any_of([self.keyword(v) for v in value.values])
         if isinstance(value, SigmaString):
-            return self.builder.atom(_string_atom(None, value))
+            return self.builder.atom(_string_atom(None, value, search=True))
         if isinstance(value, (SigmaNumber, SigmaBool)) and not isinstance(value, SigmaTimestampPart):
-            # Numbers and booleans as keywords match their text: `4688`, `true`.
+            # Numbers and booleans as keywords are searched as their text: `4688`, `true`.
             text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
-            return self.builder.atom({"op": "str", "field": None, "anchor": "exact", "value": text, "cased": False})
+            return self.builder.atom({"op": "str", "field": None, "anchor": "contains", "value": text, "cased": False})
         if isinstance(value, SigmaRegularExpression):
             return self.regex(None, value)
         raise Unsupported(f"a keyword (value without field) of type {type(value).__name__}")
@@ -162,8 +199,8 @@ class RuleCompiler:
             raise Unsupported(f"regex {pattern!r} does not compile: {problem}")
         return self.builder.atom({"op": "re", "field": field, "pattern": pattern, "flags": flags})
 
-    def time(self, field: int, value: SigmaTimestampPart, cmp: str) -> Expr:
-        part = value.timestamp_part.name.lower()
+    def time(self, field: int, value: SigmaTimestampPart, cmp: Compare) -> Expr:
+        part = cast(TimePart, value.timestamp_part.name.lower())
         return self.builder.atom(
             {"op": "time", "field": field, "part": part, "cmp": cmp, "value": int(value.number)}
         )
@@ -171,7 +208,7 @@ class RuleCompiler:
     def value(self, field: int, value: Any) -> Expr:
         atom = self.builder.atom
         if isinstance(value, SigmaExpansion):
-            return {"or": [self.value(field, v) for v in value.values]}
+            return any_of([self.value(field, v) for v in value.values])
         if isinstance(value, SigmaString):
             return atom(_string_atom(field, value))
         if isinstance(value, SigmaTimestampPart):
@@ -184,34 +221,32 @@ class RuleCompiler:
             return atom({"op": "null", "field": field})
         if isinstance(value, SigmaExists):
             exists = atom({"op": "exists", "field": field})
-            return exists if value.exists else {"not": exists}
+            return exists if value.exists else negate(exists)
         if isinstance(value, SigmaRegularExpression):
             return self.regex(field, value)
         if isinstance(value, SigmaCIDRExpression):
             return atom({"op": "cidr", "field": field, "network": str(value.network)})
         if isinstance(value, SigmaCompareExpression):
             if value.op == CompareOperators.NEQ:
-                return {"not": self.value(field, value.number)}
+                return negate(self.value(field, value.number))
             if isinstance(value.number, SigmaTimestampPart):  # e.g. Time|hour|gte: 22
                 return self.time(field, value.number, _CMP[value.op])
             return atom({"op": "num", "field": field, "cmp": _CMP[value.op], "value": value.number.number})
         if isinstance(value, SigmaFieldReference):
-            anchor = {(False, False): "exact", (True, False): "prefix", (False, True): "suffix"}.get(
-                (value.starts_with, value.ends_with), "contains"
-            )
+            # startswith is a value with a trailing `*`, endswith one with a leading `*`
+            anchor = _ANCHORS.get((value.ends_with, value.starts_with), "contains")
             other = self.field(value.field)
             return atom({"op": "fieldref", "field": field, "other": other, "anchor": anchor})
         raise Unsupported(f"unsupported value type {type(value).__name__} on field")
 
 
-def _rule_info(rule: SigmaRule) -> dict[str, Any]:
+def _rule_metadata(rule: SigmaRule) -> dict[str, Any]:
     logsource = {
         k: getattr(rule.logsource, k)
         for k in ("category", "product", "service")
         if getattr(rule.logsource, k, None)
     }
     return {
-        "id": str(rule.id) if rule.id else (rule.title or ""),
         "title": rule.title or "",
         "level": rule.level.name.lower() if rule.level else None,
         "status": rule.status.name.lower() if rule.status else None,
@@ -220,13 +255,17 @@ def _rule_info(rule: SigmaRule) -> dict[str, Any]:
         "source": rule_source(rule),
         "author": rule.author,
         "description": rule.description,
+        "name": rule.name,
     }
 
 
-def compile_rules(rules: list[SigmaRule], errors: list[RuleError]) -> Program:
-    """Compiles processed rules into one program; a rule that fails joins `errors`."""
+def compile_rules(
+    rules: list[SigmaRule], errors: list[RuleError], skipped: Sequence[RuleError] = ()
+) -> Program:
+    """Compiles processed rules into one program; a rule that fails joins `errors`;
+    `skipped` (rules left out as not applicable) is recorded with them."""
     builder = ProgramBuilder()
-    compiled = []
+    compiled: list[Rule] = []
     for rule in rules:
         rc = RuleCompiler(builder)
         mark = builder.mark()
@@ -236,18 +275,10 @@ def compile_rules(rules: list[SigmaRule], errors: list[RuleError]) -> Program:
             builder.rollback(mark)
             errors.append(rule_error(rule, str(e)))
             continue
-        info = _rule_info(rule)
-        info["fields"] = sorted(rc.fields)
-        info["condition"] = condition
-        compiled.append(info)
-    return Program(
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "fields": builder.fields,
-            "atoms": builder.atoms,
-            "rules": compiled,
-            "errors": [vars(e) for e in errors],
-            "has_keywords": any(a["field"] is None for a in builder.atoms),
-        }
-    )
+        rule_id = str(rule.id) if rule.id else (rule.title or "")
+        compiled.append(rule_record(rule_id, condition, sorted(rc.fields), **_rule_metadata(rule)))
+    return builder.program(compiled, [_record(e) for e in errors], [_record(e) for e in skipped])
+
+
+def _record(e: RuleError) -> ErrorRecord:
+    return {"source": e.source, "rule_id": e.rule_id, "title": e.title, "reason": e.reason}
