@@ -306,8 +306,17 @@ def test_usage_errors(capsys, argv):
 
 
 def test_help(capsys):
+    from sigmarrow.scan import FORMATS
+
     assert main(["scan", "--help"]) == 0
-    assert "--skip-bad-files" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "--skip-bad-files" in text
+    # The output formats come from the registry.
+    for fmt in FORMATS.values():
+        assert ", ".join(fmt.suffixes) in text and fmt.help in text
+    for command in ("bench", "profile", "explain"):
+        assert main([command, "--help"]) == 0
+        assert f"usage: sigmarrow {command}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"]])

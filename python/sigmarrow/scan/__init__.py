@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -142,9 +142,9 @@ def _files(
 ) -> tuple[list[InputFile], int]:
     """The files to scan, and how many were ignored (not data, or the output itself)."""
     if inputs and all(isinstance(i, InputFile) for i in inputs):
-        files, ignored = list(inputs), 0  # type: ignore[arg-type]
+        files, ignored = cast(list[InputFile], list(inputs)), 0
     else:
-        files, ignored = discover_inputs(inputs)  # type: ignore[arg-type]
+        files, ignored = discover_inputs(cast(Sequence[str | os.PathLike[str]], inputs))
     if output == "-":
         return files, ignored
     # Hits written into a scanned folder must not be scanned by the next run.

@@ -78,7 +78,7 @@ class EventColumns:
 
     def __init__(self, matcher: Any, requested: Sequence[str] | None) -> None:
         self.per_rule = requested is None
-        self.everything = not self.per_rule and "*" in requested  # type: ignore[operator]
+        self.everything = requested is not None and "*" in requested
         if requested is None:
             self.names = list(matcher.fields)
             # Per column, whether each rule (by index) references it.
@@ -115,9 +115,9 @@ def event_fields(
     A column's type is the common type of its types in the inputs (dictionaries decoded,
     string flavours as ``string``; ``string`` when they have none in common, e.g. a number
     in one file and text in another). An input without a schema may hold any column with
-    any values: with one, every event column is ``string`` unless all inputs agree on
-    text, and by default every referenced field is a column; without one, a referenced
-    field that no input has is left out (a large rule set references hundreds).
+    any values: with one among the inputs, every event column is ``string``, and by default
+    every referenced field is a column; without, a referenced field that no input has is
+    left out (a large rule set references hundreds).
     """
     known = list(dict.fromkeys(s for s in schemas if s is not None))
     schemaless = None in schemas

@@ -8,7 +8,7 @@ import contextlib
 import io
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -68,7 +68,7 @@ Reader = Callable[[InputFile, Projection, int, bool, FileProgress], Iterator[pa.
 
 def read(
     f: InputFile, projection: Projection, batch_rows: int, use_threads: bool, tracker: FileProgress
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """The batches of one file, with its partition columns, read one batch ahead."""
     batches = _READERS[f.kind](f, projection, batch_rows, use_threads, tracker)
     partition = [(key, value) for key, value in f.partition if projection.wants(key)]
@@ -195,7 +195,7 @@ def _read_jsonl(
     keep = projection.keys()
     compression = "detect" if f.path.lower().endswith((".gz", ".zst", ".bz2")) else None
     with f.filesystem.open_input_stream(f.path, compression=compression) as raw:
-        stream = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+        stream = io.BufferedReader(raw, buffer_size=1 << 20)
         rows: list[dict[str, Any]] = []
         for lineno, line in enumerate(stream, start=1):
             if not line.strip():
@@ -264,7 +264,9 @@ def schema_of(f: InputFile) -> pa.Schema | None:
     return schema
 
 
-def _prefetch(iterator: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+def _prefetch(
+    iterator: Iterator[pa.RecordBatch], depth: int = 1
+) -> Generator[pa.RecordBatch, None, None]:
     """Read the next batch in a thread while the caller works on the current one.
 
     Exceptions of the reader are raised in the caller, at the position they occurred.
