@@ -28,5 +28,5 @@ lint:  ## rustfmt, clippy, ruff, mypy, the stub test of the extension, the impor
 	$(PY) -m mypy.stubtest sigmarrow._engine
 	lint-imports
 
-bench:  ## the headline benchmark table on generated data
-	$(PY) -m sigmarrow bench
+bench:  ## the headline benchmark table on generated data (about a minute; benches/README.md lists the others)
+	$(PY) benches/headline.py

@@ -14,7 +14,9 @@ from sigmarrow.errors import SigmarrowError, UsageError
 
 if TYPE_CHECKING:
     import sigmarrow
+    from sigmarrow.logsource import LogSource
     from sigmarrow.scan import Progress
+    from sigmarrow.scan.inputs import InputFile
 
 HELP = "match rules against Parquet, Arrow IPC, JSON Lines or EVTX data; write the hits"
 
@@ -109,6 +111,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="rows per batch (default: 65536); lower it to use less memory",
     )
     p.add_argument(
+        "--logsource",
+        "-l",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="what the data holds: PRODUCT[/CATEGORY[/SERVICE]] (windows, "
+        "windows/process_creation, windows//security), repeatable; rules of other log sources "
+        "are left out and counted. Default: the dataset's own declaration, else a guess from "
+        "its columns; 'any' runs every rule (docs/logsources.md)",
+    )
+    p.add_argument(
+        "--unrouted",
+        action="store_true",
+        help="also run rules whose category or service the pipeline's routing does not know "
+        "(they see every row)",
+    )
+    p.add_argument(
         "--quiet",
         "-q",
         action="store_true",
@@ -139,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.output)  # before compiling: fail before the work, not after it
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
-    matcher = _compile(args.rules, args.pipeline)
+    logsources, how = _logsources(args.logsource, files)
+    matcher = _compile(args.rules, args.pipeline, logsources, args.unrouted)
+    if not args.quiet:
+        _warn_if_unconstrained(matcher, logsources)
     if not matcher.rules:
         reasons = "\n".join(f"  {e}" for e in matcher.errors)
         raise UsageError("no rule compiled" + (f":\n{reasons}" if reasons else " (no rules found)"))
@@ -160,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         if bar:
             bar.clear()
     summary.ignored_files = ignored
+    summary.logsource = (", ".join(map(str, logsources)) + f" ({how})") if logsources else how
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
     else:  # quiet: errors only
@@ -174,12 +197,44 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _compile(rules: Sequence[str], pipelines: Sequence[str]) -> sigmarrow.Matcher:
+def _logsources(
+    given: Sequence[str], files: Sequence[InputFile]
+) -> tuple[list[LogSource] | None, str]:
+    """The declared log sources and how they were found (docs/logsources.md)."""
+    from sigmarrow.logsource import parse_logsources
+    from sigmarrow.scan.logsources import detect
+
+    if any(g.strip().lower() == "any" for g in given):
+        return None, "--logsource any: every rule runs"
+    if given:
+        return parse_logsources(given), "--logsource"
+    return detect(files)
+
+
+def _warn_if_unconstrained(matcher: sigmarrow.Matcher, logsources: list[LogSource] | None) -> None:
+    products = sorted({r.logsource.get("product") or "(none)" for r in matcher.rules})
+    if logsources is None and len(products) > 1:
+        shown = ", ".join(products[:8]) + (f" and {len(products) - 8} more" if len(products) > 8 else "")
+        print(
+            f"sigmarrow scan: warning: the rules are of {len(products)} products ({shown}) and "
+            "nothing says what the data holds, so every rule runs on every row (a rule of "
+            "another product can match events it was never written for). Declare it, e.g. "
+            "--logsource windows",
+            file=sys.stderr,
+        )
+
+
+def _compile(
+    rules: Sequence[str],
+    pipelines: Sequence[str],
+    logsources: list[LogSource] | None,
+    unrouted: bool,
+) -> sigmarrow.Matcher:
     import sigmarrow
 
     pipeline: list[str] | None = list(pipelines) or None
     try:
-        return sigmarrow.compile(list(rules), pipeline=pipeline)
+        return sigmarrow.compile(list(rules), pipeline=pipeline, logsource=logsources, unrouted=unrouted)
     except SigmarrowError:
         raise
     except Exception as exc:

@@ -114,6 +114,7 @@ def scan(
             output=output,
             rules=len(matcher.rules),
             compile_errors=list(matcher.errors),
+            skipped_rules=list(matcher.skipped),
             ignored_files=ignored,
         ),
         threads,

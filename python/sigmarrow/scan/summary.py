@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class ScanSummary:
     missing_fields: dict[str, int] = field(default_factory=dict)
     skipped_files: list[SkippedFile] = field(default_factory=list)
     ignored_files: int = 0
+    #: rules left out as not applicable to the data's log sources or not routed, and why
+    skipped_rules: list[RuleError] = field(default_factory=list)
+    logsource: str = ""  #: the log sources the data was taken to hold, and how they were found
 
     @property
     def rows_per_second(self) -> float:
@@ -62,6 +66,8 @@ class ScanSummary:
             "missing_fields": dict(self.missing_fields),
             "skipped_files": [vars(s) for s in self.skipped_files],
             "ignored_files": self.ignored_files,
+            "logsource": self.logsource,
+            "skipped_rules": [dataclasses.asdict(e) for e in self.skipped_rules],
         }
 
     def format(self, limit: int = 20) -> str:
@@ -85,6 +91,16 @@ class ScanSummary:
                 )
             if len(self.hits_per_rule) > limit:
                 lines.append(f"  ... and {len(self.hits_per_rule) - limit} more rules")
+        if self.logsource:
+            lines.append(f"log sources: {self.logsource}")
+        if self.skipped_rules:
+            reasons = Counter(e.reason for e in self.skipped_rules)
+            lines.append(f"rules left out ({_n(len(self.skipped_rules))}):")
+            for reason, count in reasons.most_common(limit):
+                lines.append(f"  {reason} ({_n(count)} rule{_s(count)})")
+            if len(reasons) > limit:
+                rest = sum(c for _, c in reasons.most_common()[limit:])
+                lines.append(f"  ... and {len(reasons) - limit} more reasons ({_n(rest)} rules)")
         if self.compile_errors:
             lines.append(f"rules that could not compile ({len(self.compile_errors)}):")
             for e in self.compile_errors[:limit]:
