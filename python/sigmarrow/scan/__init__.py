@@ -239,6 +239,8 @@ class _Loop:
                         self.reporter.report(summary, f.display, fraction)
             finally:
                 batches.close()
+        except BrokenPipeError:
+            raise  # the reader of standard output went away: not this file's fault
         except (DataError, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             message = reason(exc)
             if not skip_bad_files:
