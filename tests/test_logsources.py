@@ -151,3 +151,59 @@ def test_newcomer_scan_of_all_sigmahq_rules_gives_only_windows_hits(capsys) -> N
     assert {h["rule_id"] for h in hits} <= windows
     assert "Publicly Accessible RDP Service" not in {h["rule_title"] for h in hits}
     assert "not applicable: product zeek" in err
+
+
+# --------------------------------------------------------------------------------------
+# Rule selection (sigmarrow.selection): level, status, tags, ids
+# --------------------------------------------------------------------------------------
+
+
+def _meta_rule(title: str, level: str | None, status: str | None, tags: list[str], rule_id: str) -> str:
+    text = rule_yaml("sel: {A: 'x'}\ncondition: sel", title=title, rule_id=rule_id)
+    extra = (f"level: {level}\n" if level else "") + (f"status: {status}\n" if status else "")
+    extra += ("tags:\n" + "".join(f"    - {t}\n" for t in tags)) if tags else ""
+    return text + extra
+
+
+SELECTION_RULES = [
+    _meta_rule("crit stable", "critical", "stable", ["attack.execution", "attack.t1059.001"], "00000000-0000-0000-0000-000000000001"),
+    _meta_rule("high test", "high", "test", ["attack.t1003"], "00000000-0000-0000-0000-000000000002"),
+    _meta_rule("low exp", "low", "experimental", [], "00000000-0000-0000-0000-000000000003"),
+    _meta_rule("old", "high", "deprecated", ["attack.t1059"], "00000000-0000-0000-0000-000000000004"),
+    _meta_rule("no level", None, None, [], "00000000-0000-0000-0000-000000000005"),
+]
+
+
+def _selected(**kwargs: object) -> list[str]:
+    from sigmarrow.selection import RuleSelection
+
+    m = sigmarrow.compile(SELECTION_RULES, select=RuleSelection.of(**kwargs))  # type: ignore[arg-type]
+    assert len(m.rules) + len(m.skipped) == len(SELECTION_RULES)
+    return sorted(r.title for r in m.rules)
+
+
+def test_selection_by_level_status_tag_and_id() -> None:
+    assert _selected() == ["crit stable", "high test", "low exp", "no level"]  # deprecated out
+    assert _selected(min_level="high") == ["crit stable", "high test"]
+    assert _selected(statuses=["deprecated"]) == ["old"]  # asking for it wins over the default
+    assert _selected(exclude_statuses=[]) == ["crit stable", "high test", "low exp", "no level", "old"]
+    assert _selected(tags=["attack.t1059*"]) == ["crit stable"]
+    assert _selected(tags=["ATTACK.T1003"]) == ["high test"]
+    assert _selected(rule_ids=["00000000-0000-0000-0000-000000000003"]) == ["low exp"]
+    assert _selected(exclude_rules=["crit stable", "00000000-0000-0000-0000-000000000002"]) == ["low exp", "no level"]
+    assert sigmarrow.compile(SELECTION_RULES).rules.__len__() == 5  # no selection in the API by default
+    with pytest.raises(sigmarrow.UsageError, match="unknown level"):
+        _selected(min_level="severe")
+
+
+def test_scan_selection_flags_and_summary(capsys, tmp_path) -> None:
+    folder = tmp_path / "sel"
+    folder.mkdir()
+    for i, text in enumerate(SELECTION_RULES):
+        (folder / f"r{i}.yml").write_text(text)
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"A": ["x"]}), data)
+    code, hits, err = _scan(capsys, folder, "-i", data, "-o", "-", "--level", "high", "--tag", "attack.t1*")
+    assert code == 0 and sorted(h["rule_title"] for h in hits) == ["crit stable", "high test"]
+    assert "not selected: level low is below high (1 rule)" in err
+    assert "not selected: status deprecated (left out by default; --status deprecated runs it) (1 rule)" in err

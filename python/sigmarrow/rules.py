@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sigma.rule import SigmaRule, SigmaRuleBase
 
 from sigmarrow.errors import PipelineError, RuleError
 from sigmarrow.logsource import LogSource, not_applicable, parse_logsources
+from sigmarrow.selection import RuleSelection
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
@@ -46,10 +48,17 @@ def rule_error(rule: SigmaRuleBase, reason: str) -> RuleError:
     return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
 
 
-def _rule_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
-    return [path]
+def rule_files(path: Path) -> list[Path]:
+    """The rule files of a file or folder (recursive), in a stable order."""
+    if not path.is_dir():
+        return [path]
+    found = [
+        Path(folder, name)
+        for folder, _, names in os.walk(path)
+        for name in names
+        if name.endswith(RULE_SUFFIXES)
+    ]
+    return sorted(p for p in found if p.is_file())
 
 
 def _is_yaml_text(source: str) -> bool:
@@ -94,11 +103,13 @@ def load_rules(
     pipeline: PipelineSpec = None,
     logsource: LogSourceSpec = None,
     unrouted: bool = False,
+    select: RuleSelection | None = None,
 ) -> LoadedRules:
     """Parses rule files, folders (recursive), YAML text or SigmaCollections and applies
     the processing pipeline to a fresh copy of every rule (pipelines mutate rules). Rules
     that do not apply to the declared `logsource`s, or that the pipeline's routing does not
-    route (unless `unrouted`), are left out with the reason (see `sigmarrow.logsource`)."""
+    route (unless `unrouted`), and those `select` leaves out, are left out with the reason
+    (see `sigmarrow.logsource`, `sigmarrow.selection`)."""
     declared = parse_logsources(logsource)
     processing = resolve_pipeline(pipeline)
     collections: list[SigmaCollection] = []
@@ -117,7 +128,7 @@ def load_rules(
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"rule path does not exist: {path}")
-        for file in _rule_files(path):
+        for file in rule_files(path):
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
@@ -134,7 +145,9 @@ def load_rules(
             continue
         if rule.errors:  # already reported, with the collection's errors
             continue
-        reason = not_applicable(rule, declared, processing, unrouted)
+        reason = (select.reason_left_out(rule) if select else None) or not_applicable(
+            rule, declared, processing, unrouted
+        )
         if reason:
             skipped.append(rule_error(rule, reason))
             continue

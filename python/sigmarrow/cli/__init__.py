@@ -44,6 +44,7 @@ EXIT_INTERRUPTED = 130
 #: The subcommands of ``sigmarrow``: name -> module, in the order ``--help`` lists them.
 SUBCOMMANDS: dict[str, str] = {
     "scan": "sigmarrow.cli.scan",
+    "compile": "sigmarrow.cli.compile",
     "bench": "sigmarrow.cli.bench",
     "profile": "sigmarrow.cli.profile",
     "explain": "sigmarrow.cli.explain",

@@ -2,5 +2,5 @@
 
 from sigmarrow.cli import delegate
 
-HELP = "reproduce the headline speed table on generated data (about a minute)"
+HELP = "time your rules on your data (or on a small built-in sample)"
 add_arguments, run = delegate("sigmarrow.bench")

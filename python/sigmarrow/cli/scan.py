@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from sigmarrow.cli import EXIT_BAD_INPUT, EXIT_MATCHED, EXIT_OK
-from sigmarrow.errors import SigmarrowError, UsageError
+from sigmarrow.cli.rules import (
+    add_rule_arguments,
+    check_rule_paths,
+    load_matcher,
+    logsources,
+    take_back_rules,
+    warn_if_unconstrained,
+)
 
 if TYPE_CHECKING:
-    import sigmarrow
-    from sigmarrow.logsource import LogSource
     from sigmarrow.scan import Progress
-    from sigmarrow.scan.inputs import InputFile
 
 HELP = "match rules against Parquet, Arrow IPC, JSON Lines or EVTX data; write the hits"
 
@@ -49,9 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = _EPILOG.format(formats=formats, stdout=stdout)
     p.add_argument(
         "rules",
-        nargs="+",
+        nargs="*",
         metavar="RULES",
-        help="Sigma rule files or folders (searched for *.yml, *.yaml)",
+        help="Sigma rule files or folders (searched for *.yml, *.yaml), or one compiled "
+        "program (sigmarrow compile)",
     )
     p.add_argument(
         "--input",
@@ -61,16 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         metavar="PATH",
         help="data to scan: files, folders, globs or URIs (repeatable)",
-    )
-    p.add_argument(
-        "--pipeline",
-        "-p",
-        action="append",
-        default=[],
-        metavar="NAME_OR_FILE",
-        help="pySigma processing pipeline: an installed or built-in name (windows, "
-        "sysmon, sentinel_asim, ecs_windows, ...) or a YAML file; repeat to "
-        "apply several, in order",
     )
     p.add_argument(
         "--output",
@@ -110,22 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="rows per batch (default: 65536); lower it to use less memory",
     )
-    p.add_argument(
-        "--logsource",
-        "-l",
-        action="append",
-        default=[],
-        metavar="SOURCE",
-        help="what the data holds: PRODUCT[/CATEGORY[/SERVICE]] (windows, "
-        "windows/process_creation, windows//security), repeatable; rules of other log sources "
-        "are left out and counted. Default: the dataset's own declaration, else a guess from "
-        "its columns; 'any' runs every rule (docs/logsources.md)",
-    )
-    p.add_argument(
-        "--unrouted",
-        action="store_true",
-        help="also run rules whose category or service the pipeline's routing does not know "
-        "(they see every row)",
+    add_rule_arguments(
+        p, "Default: the dataset's own declaration, else a guess from its columns;"
     )
     p.add_argument(
         "--quiet",
@@ -150,21 +129,18 @@ def run(args: argparse.Namespace) -> int:
     from sigmarrow.scan.writers import check_output
 
     output_format(args.output)
-    for rule_path in args.rules:
-        if not os.path.exists(rule_path):
-            raise UsageError(f"rule file or folder not found: {rule_path}")
+    take_back_rules(args)
+    check_rule_paths(args.rules)
     files, ignored = discover_inputs(args.input)
     if args.output != "-":
         check_output(args.output)  # before compiling: fail before the work, not after it
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
-    logsources, how = _logsources(args.logsource, files)
-    matcher = _compile(args.rules, args.pipeline, logsources, args.unrouted)
+    declared, how = logsources(args.logsource, files)
+    compiled = load_matcher(args, declared)
+    matcher = compiled.matcher
     if not args.quiet:
-        _warn_if_unconstrained(matcher, logsources)
-    if not matcher.rules:
-        reasons = "\n".join(f"  {e}" for e in matcher.errors)
-        raise UsageError("no rule compiled" + (f":\n{reasons}" if reasons else " (no rules found)"))
+        warn_if_unconstrained(matcher, declared)
 
     bar = None if args.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
     try:
@@ -182,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         if bar:
             bar.clear()
     summary.ignored_files = ignored
-    summary.logsource = (", ".join(map(str, logsources)) + f" ({how})") if logsources else how
+    summary.logsource = (", ".join(map(str, declared)) + f" ({how})") if declared else how
+    summary.compile_seconds, summary.compile_how = compiled.seconds, compiled.how
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
     else:  # quiet: errors only
@@ -195,57 +172,6 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_match and summary.hits:
         return EXIT_MATCHED
     return EXIT_OK
-
-
-def _logsources(
-    given: Sequence[str], files: Sequence[InputFile]
-) -> tuple[list[LogSource] | None, str]:
-    """The declared log sources and how they were found (docs/logsources.md)."""
-    from sigmarrow.logsource import parse_logsources
-    from sigmarrow.scan.logsources import detect
-
-    if any(g.strip().lower() == "any" for g in given):
-        return None, "--logsource any: every rule runs"
-    if given:
-        return parse_logsources(given), "--logsource"
-    return detect(files)
-
-
-def _warn_if_unconstrained(matcher: sigmarrow.Matcher, logsources: list[LogSource] | None) -> None:
-    products = sorted({r.logsource.get("product") or "(none)" for r in matcher.rules})
-    if logsources is None and len(products) > 1:
-        shown = ", ".join(products[:8]) + (f" and {len(products) - 8} more" if len(products) > 8 else "")
-        print(
-            f"sigmarrow scan: warning: the rules are of {len(products)} products ({shown}) and "
-            "nothing says what the data holds, so every rule runs on every row (a rule of "
-            "another product can match events it was never written for). Declare it, e.g. "
-            "--logsource windows",
-            file=sys.stderr,
-        )
-
-
-def _compile(
-    rules: Sequence[str],
-    pipelines: Sequence[str],
-    logsources: list[LogSource] | None,
-    unrouted: bool,
-) -> sigmarrow.Matcher:
-    import sigmarrow
-
-    pipeline: list[str] | None = list(pipelines) or None
-    try:
-        return sigmarrow.compile(list(rules), pipeline=pipeline, logsource=logsources, unrouted=unrouted)
-    except SigmarrowError:
-        raise
-    except Exception as exc:
-        # pySigma errors that escape the compiler (a pipeline file it cannot read, ...)
-        import yaml
-        from sigma.exceptions import SigmaError
-
-        if isinstance(exc, SigmaError | yaml.YAMLError):
-            reason = " ".join(str(exc).split())
-            raise UsageError(f"cannot compile the rules: {reason}") from None
-        raise
 
 
 class ProgressBar:

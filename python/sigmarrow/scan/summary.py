@@ -47,6 +47,8 @@ class ScanSummary:
     #: rules left out as not applicable to the data's log sources or not routed, and why
     skipped_rules: list[RuleError] = field(default_factory=list)
     logsource: str = ""  #: the log sources the data was taken to hold, and how they were found
+    compile_seconds: float = 0.0  #: compiling the rules (or loading them) before the scan
+    compile_how: str = ""  #: "compiled", "from the cache", "loaded FILE"
 
     @property
     def rows_per_second(self) -> float:
@@ -67,6 +69,8 @@ class ScanSummary:
             "skipped_files": [vars(s) for s in self.skipped_files],
             "ignored_files": self.ignored_files,
             "logsource": self.logsource,
+            "compile_seconds": self.compile_seconds,
+            "compile_how": self.compile_how,
             "skipped_rules": [dataclasses.asdict(e) for e in self.skipped_rules],
         }
 
@@ -91,6 +95,8 @@ class ScanSummary:
                 )
             if len(self.hits_per_rule) > limit:
                 lines.append(f"  ... and {len(self.hits_per_rule) - limit} more rules")
+        if self.compile_how:
+            lines.append(f"rules: {_n(self.rules)} {self.compile_how} in {self.compile_seconds:.2f} s")
         if self.logsource:
             lines.append(f"log sources: {self.logsource}")
         if self.skipped_rules:
