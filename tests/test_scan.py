@@ -1011,3 +1011,22 @@ def test_jsonl_hits_carry_the_columns_of_their_rule(sigscan, tmp_path, sysmon_pa
     run = sigscan(rules, "--input", sysmon_parquet, "--output", "-", "--columns", "Computer,X")
     assert run.code == 0, run.err
     assert {tuple(h)[6:] for h in run.jsonl()} == {("Computer", "X")}
+
+
+def test_atomic_file(tmp_path):
+    """The one temp-file-and-rename: whole or nothing, with a new file's permissions."""
+    from sigmarrow.scan.writers import AtomicFile
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), AtomicFile(target) as f:
+        Path(f.path).write_bytes(b"half")
+        assert Path(f.path).parent == tmp_path and Path(f.path).name.startswith(".out.bin.")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [target]
+    with AtomicFile(target) as f:
+        Path(f.path).write_bytes(b"new")
+    assert target.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [target]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -6,9 +6,10 @@ first hit (``typed``) and ``open(sink, schema)``, which returns a :class:`Writer
 batches of hits and is closed once. Every format streams: nothing is spooled or written
 twice, so memory follows the batches, not the hits. Adding one is a :func:`register` call.
 
-:class:`Output` is what the scan writes to: a file written under a temporary name beside
-the target and renamed into place by :meth:`Output.commit` (so a failed or interrupted scan
-leaves the target as it was), or standard output for ``-``.
+:class:`Output` is what the scan writes to: an :class:`AtomicFile` (written under a temporary
+name beside the target and renamed into place at the end, so a failed or interrupted scan
+leaves the target as it was), or standard output for ``-``. :class:`AtomicFile` is the one
+temp-file-and-rename of the command line; other outputs (a compiled program) use it too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sigmarrow.scan.hits import EVENT_COLUMNS_KEY, HIT_COLUMNS
 __all__ = [
     "FORMATS",
     "STDOUT_FORMAT",
+    "AtomicFile",
     "Format",
     "Output",
     "Writer",
@@ -177,31 +179,62 @@ def _errors(output: str) -> Iterator[None]:
         raise SigmarrowError(f"cannot write output {output}: {exc.strerror or exc}") from None
 
 
-class Output:
-    """Where a scan's hits go: ``output`` in its format, opened with the hit schema.
+class AtomicFile:
+    """A file that appears at ``target`` whole or not at all: written at :attr:`path`, a
+    temporary name in the same folder, renamed into place by :meth:`commit` (with the
+    permissions a new file gets) and removed by :meth:`discard`. As a context manager it
+    commits when the block ends and discards when it raises or is interrupted."""
 
-    A file is written under a temporary name in its folder and appears at ``output`` only
-    on :meth:`commit`; :meth:`discard` (on any error, and on interrupt) removes it. As a
-    context manager it does one or the other.
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = os.fspath(target)
+        fd, self.path = tempfile.mkstemp(
+            dir=os.path.dirname(os.path.abspath(self.target)),
+            prefix=f".{os.path.basename(self.target)}.",
+            suffix=".tmp",
+        )
+        os.close(fd)
+        self._done = False
+
+    def commit(self) -> None:
+        _make_readable(self.path)
+        os.replace(self.path, self.target)
+        self._done = True
+
+    def discard(self) -> None:
+        if not self._done:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
+            self._done = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class Output:
+    """Where a scan's hits go: ``output`` in its format, opened with the hit schema: an
+    :class:`AtomicFile`, or standard output for ``-``. As a context manager it commits
+    when the block ends and discards what it wrote when it raises or is interrupted.
     """
 
     def __init__(self, output: str, schema: pa.Schema, stdout: IO[bytes] | None = None) -> None:
         self.output = output
         self.format = output_format(output)
-        self._temp: str | None = None
+        self._file: AtomicFile | None = None
         self._sink: Any = None
         with _errors(output):
             try:
                 if output == "-":
                     sink: Any = stdout if stdout is not None else sys.stdout.buffer
                 else:
-                    fd, self._temp = tempfile.mkstemp(
-                        dir=output_folder(output),
-                        prefix=f".{os.path.basename(output)}.",
-                        suffix=".tmp",
-                    )
-                    os.close(fd)
-                    sink = self._sink = pa.OSFile(self._temp, "wb")
+                    output_folder(output)
+                    self._file = AtomicFile(output)
+                    sink = self._sink = pa.OSFile(self._file.path, "wb")
                 self._writer = self.format.open(sink, schema)
             except BaseException:
                 self.discard()
@@ -215,23 +248,19 @@ class Output:
         """Finish the output: close it and, for a file, rename it into place."""
         with _errors(self.output):
             self._writer.close()
-            if self._temp is not None:
+            if self._file is not None:
                 self._sink.close()
-                _make_readable(self._temp)
-                os.replace(self._temp, self.output)
-                self._temp = None
+                self._file.commit()
 
     def discard(self) -> None:
         """Remove what was written; the output is left as it was."""
-        if self._temp is None:
-            return  # standard output (nothing to take back), or committed
+        if self._file is None:
+            return  # standard output: nothing to take back
         for part in (getattr(self, "_writer", None), self._sink):
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.close()
-        with contextlib.suppress(OSError):
-            os.remove(self._temp)
-        self._temp = None
+        self._file.discard()
 
     def __enter__(self) -> Self:
         return self
