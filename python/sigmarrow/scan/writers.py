@@ -14,6 +14,7 @@ temp-file-and-rename of the command line; other outputs (a compiled program) use
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import sys
@@ -179,11 +180,30 @@ def _errors(output: str) -> Iterator[None]:
         raise SigmarrowError(f"cannot write output {output}: {exc.strerror or exc}") from None
 
 
-class AtomicFile:
+class _Whole(abc.ABC):
+    """A context manager that commits when the block ends and discards when it raises or is
+    interrupted."""
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def discard(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class AtomicFile(_Whole):
     """A file that appears at ``target`` whole or not at all: written at :attr:`path`, a
     temporary name in the same folder, renamed into place by :meth:`commit` (with the
-    permissions a new file gets) and removed by :meth:`discard`. As a context manager it
-    commits when the block ends and discards when it raises or is interrupted."""
+    permissions a new file gets) and removed by :meth:`discard`."""
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self.target = os.fspath(target)
@@ -206,20 +226,10 @@ class AtomicFile:
                 os.remove(self.path)
             self._done = True
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.discard()
-
-
-class Output:
+class Output(_Whole):
     """Where a scan's hits go: ``output`` in its format, opened with the hit schema: an
-    :class:`AtomicFile`, or standard output for ``-``. As a context manager it commits
-    when the block ends and discards what it wrote when it raises or is interrupted.
+    :class:`AtomicFile`, or standard output for ``-``.
     """
 
     def __init__(self, output: str, schema: pa.Schema, stdout: IO[bytes] | None = None) -> None:
@@ -261,15 +271,6 @@ class Output:
                 with contextlib.suppress(Exception):
                     part.close()
         self._file.discard()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.discard()
 
 
 def _make_readable(path: str) -> None:
