@@ -8,12 +8,12 @@ compile errors (reported here too).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
+from pathlib import Path
 
 from sigmarrow.cli import EXIT_OK
 from sigmarrow.cli.rules import add_rule_arguments, check_rule_paths, load_matcher, logsources
+from sigmarrow.scan.writers import AtomicFile, check_output
 
 HELP = "compile rules once into a program file that scan, profile and explain take"
 
@@ -28,19 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_rule_paths(args.rules)
+    check_output(args.output)  # before compiling: fail before the work, not after it
     declared, _ = logsources(args.logsource)
     args.no_cache = True  # the output is the compile: never a cached copy of another
     compiled = load_matcher(args, declared)
     m = compiled.matcher
-    folder = os.path.dirname(os.path.abspath(args.output))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".sigmarrow")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(m.to_bytes())
-        os.replace(tmp, args.output)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with AtomicFile(args.output) as out:
+        Path(out.path).write_bytes(m.to_bytes())
     for e in m.errors:
         print(f"sigmarrow compile: rule not compiled: {e}", file=sys.stderr)
     print(

@@ -29,7 +29,9 @@ row per (event, rule) hit: source_file, source_row (0-based within its file), ru
 rule_title, level, tags and event columns; then a summary on stderr."""
 
 _EPILOG = """\
-output formats, by extension: .parquet, .jsonl, .arrow, or - for JSON Lines on stdout.
+output formats, by extension:
+{formats}
+
 exit status: 0 done (hits or not); 1 hits found with --fail-on-match; 2 bad usage or bad
 input (also when --skip-bad-files skipped a file); 3 internal error.
 
@@ -38,8 +40,15 @@ example:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sigmarrow.scan.writers import FORMATS, STDOUT_FORMAT
+
+    stdout = FORMATS[STDOUT_FORMAT].help
+    rows = [(", ".join(f.suffixes), f.help) for f in FORMATS.values()]
+    rows.append(("-", f"{stdout} on stdout"))
+    width = max(len(suffixes) for suffixes, _ in rows)
+    formats = "\n".join(f"  {suffixes:<{width}}  {what}" for suffixes, what in rows)
     p.description = _DESCRIPTION
-    p.epilog = _EPILOG
+    p.epilog = _EPILOG.format(formats=formats, stdout=stdout)
     p.add_argument(
         "rules",
         nargs="*",
@@ -61,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-o",
         required=True,
         metavar="OUT",
-        help="where hits go: .parquet, .jsonl, .arrow, or - (JSON Lines on stdout)",
+        help=f"where hits go: {', '.join(f.suffixes[0] for f in FORMATS.values())}, "
+        f"or - ({stdout} on stdout)",
     )
     p.add_argument(
         "--columns",
@@ -115,10 +125,10 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sigmarrow.scan import DEFAULT_BATCH_ROWS, discover_inputs, output_kind, scan
+    from sigmarrow.scan import DEFAULT_BATCH_ROWS, discover_inputs, output_format, scan
     from sigmarrow.scan.writers import check_output
 
-    output_kind(args.output)
+    output_format(args.output)
     take_back_rules(args)
     check_rule_paths(args.rules)
     files, ignored = discover_inputs(args.input)

@@ -1,7 +1,7 @@
 """Scanning datasets with a compiled matcher: inputs -> batches -> hits -> output -> summary.
 
 This is the library behind ``sigmarrow scan`` (the command line lives in
-:mod:`sigmarrow.cli`)::
+:mod:`sigmarrow.cli.scan`)::
 
     import sigmarrow
     from sigmarrow.scan import scan
@@ -10,48 +10,48 @@ This is the library behind ``sigmarrow scan`` (the command line lives in
     summary = scan(m, ["lake/process_creation/"], "hits.parquet")
     print(summary.format())
 
-How it works, and why (one module each):
+How it works, and why, one module each:
 
-* **Inputs** (:mod:`.inputs`) are expanded into files first (folders recursively, globs, object-store URIs
-  through ``pyarrow.fs``), so that every file is read on its own: hits can name their file
-  and row, a bad file can be skipped, and files of one dataset may differ in schema (a
-  column that a file lacks is absent there) or in physical type (plain or dictionary-encoded
-  strings). Hive partition folders (``date=2024-01-01/``) become string columns of their
-  files, as ``pyarrow.dataset`` would make them.
-* **Only the columns the rules reference** are read (:mod:`.readers`) (``Matcher.fields`` that the file has,
-  struct columns for dotted paths, the ``--columns`` ones, and every string column when a
-  rule has keywords, since keywords search all string columns).
-* **Batches are streamed**, one file at a time, with one batch read ahead while the engine
-  matches the previous one; memory depends on the batch (and Parquet row group) size, not
-  on the size of the dataset.
-* **Hits** (:mod:`.hits`) are one row per (event, rule), with the rule's metadata.
-* **Output** (:mod:`.writers`) is written under a temporary name in the output's folder and renamed at the
-  end, so a failed scan leaves no partial file. Columnar outputs (Parquet, Arrow IPC) are
-  spooled first: their schema is the union of what every file contributed, which is only
-  known at the end.
-* **The summary** (:mod:`.summary`) says what was scanned, what matched and what was not.
+* :mod:`.inputs` expands inputs into files first (folders recursively, globs, object-store
+  URIs through ``pyarrow.fs``), so that every file is read on its own: hits can name their
+  file and row, a bad file can be skipped, and files of one dataset may differ in schema (a
+  column that a file lacks is absent there) or in physical type (plain or
+  dictionary-encoded strings).
+* :mod:`.readers` reads only the columns the rules reference (``Matcher.fields`` that the
+  file has, struct columns for dotted paths, the requested ones, and every string column
+  when a rule has keywords, which search all of them), in batches, one file at a time, one
+  batch read ahead while the engine matches the previous one.
+* :mod:`.hits` turns the engine's (row, rule) pairs into hit rows, in one schema decided
+  before the first hit for the formats that store one.
+* :mod:`.writers` streams them into the output, under a temporary name renamed at the end,
+  so a failed scan leaves no partial file; memory follows the batches, not the hits.
+* :mod:`.summary` says what was scanned, what matched and what was not.
+
+This module is the loop. What depends only on a schema (which columns to read, where each
+field is, which are missing) is worked out once per schema, not per batch.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Sequence
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from sigmarrow.errors import DataError, SigmarrowError
-from sigmarrow.scan.hits import HIT_COLUMNS, HitBuilder
+from sigmarrow.errors import DataError, UsageError
+from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
-from sigmarrow.scan.readers import FileProgress, Projection, read
+from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
 from sigmarrow.scan.summary import Progress, RuleHits, ScanSummary, SkippedFile
-from sigmarrow.scan.writers import Output, output_folder, output_kind
+from sigmarrow.scan.writers import FORMATS, Output, output_format
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "FORMATS",
     "HIT_COLUMNS",
     "InputFile",
     "Progress",
@@ -59,8 +59,7 @@ __all__ = [
     "ScanSummary",
     "SkippedFile",
     "discover_inputs",
-    "output_folder",
-    "output_kind",
+    "output_format",
     "scan",
 ]
 
@@ -84,10 +83,11 @@ def scan(
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
     ``inputs``: paths, folders, globs or URIs (or files from :func:`discover_inputs`).
-    ``output``: a ``.parquet``, ``.jsonl`` or ``.arrow`` path, or ``"-"`` for JSON Lines on
-    ``stdout``. ``columns``: event columns to add to every hit (``["*"]``: all of them);
-    by default each hit carries the columns its rule references. ``threads`` goes to the
-    engine. ``progress`` is called now and then with a :class:`Progress`.
+    ``output``: a path whose suffix names one of :data:`FORMATS` (``.parquet``, ``.jsonl``,
+    ``.arrow``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event columns to add
+    to every hit (``["*"]``: all of them); by default each hit carries the columns its rule
+    references. ``threads`` goes to the engine. ``progress`` is called now and then with a
+    :class:`Progress`.
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -95,129 +95,169 @@ def scan(
     Nothing is left at ``output`` when it raises.
     """
     if batch_rows < 1:
-        raise SigmarrowError("batch_rows must be at least 1")
+        raise UsageError("batch_rows must be at least 1")
     started = time.perf_counter()
-    if inputs and all(isinstance(i, InputFile) for i in inputs):
-        files, ignored = list(inputs), 0  # type: ignore[arg-type]
-    else:
-        files, ignored = discover_inputs(inputs)  # type: ignore[arg-type]
     output = os.fspath(output)
-    if output != "-":
-        # Hits written into a scanned folder must not be scanned by the next run.
-        target = os.path.abspath(output)
-        kept = [
-            f
-            for f in files
-            if not (isinstance(f.filesystem, pafs.LocalFileSystem) and f.path == target)
-        ]
-        ignored += len(files) - len(kept)
-        files = kept
-    hits = HitBuilder(matcher, columns if columns else None)
-    expand_all = bool(columns) and "*" in columns
-    if expand_all:
-        hits.columns = [c for c in hits.columns if c != "*"]
-        hits.out_names.pop("*", None)
-    projection = Projection(
-        [*matcher.fields, *(columns or ())],
-        keywords=matcher.has_keywords,
-        everything=expand_all,
+    typed = output_format(output).typed
+    files, ignored = _files(inputs, output)
+    events = EventColumns(matcher, columns or None)
+    hits = HitBuilder(matcher.rules, events, [schema_of(f) for f in files] if typed else None)
+    loop = _Loop(
+        matcher,
+        hits,
+        Projection(
+            [*matcher.fields, *events.names],
+            keywords=matcher.has_keywords,
+            everything=events.everything,
+        ),
+        ScanSummary(
+            output=output,
+            rules=len(matcher.rules),
+            compile_errors=list(matcher.errors),
+            skipped_rules=list(matcher.skipped),
+            ignored_files=ignored,
+        ),
+        threads,
+        batch_rows,
+        _Reporter(progress, files, started),
     )
-    out = Output(output, hits, stdout=stdout)
-    summary = ScanSummary(
-        output=output,
-        rules=len(matcher.rules),
-        compile_errors=list(getattr(matcher, "errors", [])),
-        skipped_rules=list(getattr(matcher, "skipped", [])),
-        ignored_files=ignored,
-    )
-    counts = [0] * len(matcher.rules)
-    bytes_total = sum(f.size for f in files)
-    bytes_done = 0.0
-    last_report = 0.0
-    use_threads = threads != 1
-
-    def report(current: str | None, fraction: float = 0.0, force: bool = False) -> None:
-        nonlocal last_report
-        if progress is None:
-            return
-        now = time.perf_counter()
-        if not force and now - last_report < 0.1:
-            return
-        last_report = now
-        progress(
-            Progress(
-                summary.files,
-                len(files),
-                summary.rows,
-                bytes_done + fraction,
-                bytes_total,
-                now - started,
-                current,
-                summary.hits,
-            )
-        )
-
-    try:
+    with Output(output, hits.schema, stdout) as out:
         for f in files:
-            report(f.display, force=True)
-            tracker = FileProgress()
-            offset = 0
-            missing: set[str] | None = None
-            try:
-                batches = read(f, projection, batch_rows, use_threads, tracker)
-                try:
-                    for batch in batches:
-                        if expand_all:
-                            hits.expand_all(batch)
-                        hits.note_types(batch)
-                        file_missing = set(matcher.missing_fields(batch.schema))
-                        missing = file_missing if missing is None else missing & file_missing
-                        rows, rule_index = matcher.match_indices(batch, threads=threads)
-                        if len(rows):
-                            out.write(hits.build(f, batch, offset, rows, rule_index))
-                            for index, count in _count(rule_index):
-                                counts[index] += count
-                            summary.hits += len(rows)
-                        offset += batch.num_rows
-                        summary.rows += batch.num_rows
-                        if tracker.total_rows:
-                            report(f.display, f.size * min(offset / tracker.total_rows, 1.0))
-                finally:
-                    batches.close()
-            except (DataError, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
-                message = reason(exc)
-                if not skip_bad_files:
-                    raise DataError(f"{f.display}: {message}") from None
-                summary.skipped_files.append(SkippedFile(f.display, message, offset))
-            else:
-                summary.files += 1
-                for name in (
-                    missing if missing is not None else matcher.missing_fields(pa.schema([]))
-                ):
-                    summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
-            bytes_done += f.size
-        report(None, force=True)
-        try:
-            out.finish()
-        except OSError as exc:
-            raise SigmarrowError(f"cannot write output {output}: {exc.strerror or exc}") from None
-    except BaseException:
-        out.abort()
-        raise
+            loop.file(f, out, skip_bad_files)
+        loop.reporter.report(loop.summary, None, force=True)
+    summary = loop.summary
     summary.seconds = time.perf_counter() - started
     summary.hits_per_rule = sorted(
         (
-            RuleHits(i, r.id, r.title, r.level, counts[i])
-            for i, r in enumerate(matcher.rules)
-            if counts[i]
+            RuleHits(i, r.id, r.title, r.level, count)
+            for i, (r, count) in enumerate(zip(matcher.rules, loop.counts, strict=True))
+            if count
         ),
         key=lambda h: (-h.count, h.index),
     )
     return summary
 
 
-def _count(rule_index: pa.Array) -> Iterator[tuple[int, int]]:
-    counts = pc.value_counts(rule_index)
-    values = counts.field("values").to_pylist()
-    numbers = counts.field("counts").to_pylist()
-    return zip(values, numbers, strict=True)
+def _files(
+    inputs: Sequence[str | os.PathLike[str]] | Sequence[InputFile], output: str
+) -> tuple[list[InputFile], int]:
+    """The files to scan, and how many were ignored (not data, or the output itself)."""
+    if inputs and all(isinstance(i, InputFile) for i in inputs):
+        files, ignored = cast(list[InputFile], list(inputs)), 0
+    else:
+        files, ignored = discover_inputs(cast(Sequence[str | os.PathLike[str]], inputs))
+    if output == "-":
+        return files, ignored
+    # Hits written into a scanned folder must not be scanned by the next run.
+    target = os.path.abspath(output)
+    kept = [
+        f
+        for f in files
+        if not (isinstance(f.filesystem, pafs.LocalFileSystem) and f.path == target)
+    ]
+    return kept, ignored + len(files) - len(kept)
+
+
+class _Reporter:
+    """Calls ``progress`` at most every 0.1 s (and at each new file)."""
+
+    def __init__(
+        self, progress: Callable[[Progress], None] | None, files: list[InputFile], started: float
+    ) -> None:
+        self.progress = progress
+        self.files_total = len(files)
+        self.bytes_total = sum(f.size for f in files)
+        self.bytes_done = 0.0  #: of the files done
+        self.started = started
+        self.last = 0.0
+
+    def report(
+        self, summary: ScanSummary, current: str | None, fraction: float = 0.0, force: bool = False
+    ) -> None:
+        now = time.perf_counter()
+        if self.progress is None or (not force and now - self.last < 0.1):
+            return
+        self.last = now
+        self.progress(
+            Progress(
+                summary.files,
+                self.files_total,
+                summary.rows,
+                self.bytes_done + fraction,
+                self.bytes_total,
+                now - self.started,
+                current,
+                summary.hits,
+            )
+        )
+
+
+class _Loop:
+    """What the files of one scan add to: the summary and the hits per rule."""
+
+    def __init__(
+        self,
+        matcher: Any,
+        hits: HitBuilder,
+        projection: Projection,
+        summary: ScanSummary,
+        threads: int | None,
+        batch_rows: int,
+        reporter: _Reporter,
+    ) -> None:
+        self.matcher = matcher
+        self.hits = hits
+        self.projection = projection
+        self.summary = summary
+        self.threads = threads
+        self.batch_rows = batch_rows
+        self.reporter = reporter
+        self.counts = [0] * len(matcher.rules)
+
+    def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
+        """Scan one file; a file that cannot be read or matched raises a DataError naming
+        it, or with ``skip_bad_files`` is reported in the summary (its hits so far kept)."""
+        summary = self.summary
+        self.reporter.report(summary, f.display, force=True)
+        tracker = FileProgress()
+        offset = 0
+        missing: set[str] | None = None  # the referenced fields no batch of the file has
+        try:
+            batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
+            try:
+                for batch in batches:
+                    lacks = set(self.matcher.missing_fields(batch.schema))
+                    missing = lacks if missing is None else missing & lacks
+                    rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
+                    if len(rows):
+                        out.write(self.hits.build(f, batch, offset, rows, rule_index))
+                        self._count(rule_index)
+                    offset += batch.num_rows
+                    summary.rows += batch.num_rows
+                    if tracker.total_rows:
+                        fraction = f.size * min(offset / tracker.total_rows, 1.0)
+                        self.reporter.report(summary, f.display, fraction)
+            finally:
+                batches.close()
+        except BrokenPipeError:
+            raise  # the reader of standard output went away: not this file's fault
+        except (DataError, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            message = reason(exc)
+            if not skip_bad_files:
+                raise DataError(f"{f.display}: {message}") from None
+            summary.skipped_files.append(SkippedFile(f.display, message, offset))
+        else:
+            summary.files += 1
+            if missing is None:  # no batch at all
+                missing = set(self.matcher.missing_fields(pa.schema([])))
+            for name in missing:
+                summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
+        self.reporter.bytes_done += f.size
+
+    def _count(self, rule_index: pa.Array) -> None:
+        counts = pc.value_counts(rule_index)
+        for index, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
+            self.counts[index] += count
+        self.summary.hits += len(rule_index)

@@ -9,30 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from pyarrow import ipc
-
 from sigmarrow.logsource import LogSource
 from sigmarrow.scan.inputs import InputFile
+from sigmarrow.scan.readers import schema_of
 
 METADATA_KEY = b"sigmarrow.logsource"
 _HIVE_KEYS = ("product", "category", "service")
 # Columns that only Windows event exports have beside EventID (System part of the event).
 _WINDOWS_SYSTEM_COLUMNS = ("Channel", "Computer", "EventRecordID", "Provider_Name")
-
-
-def _schema(f: InputFile) -> pa.Schema | None:
-    """The file's schema when it is cheap to read (Parquet and IPC footers), else None."""
-    try:
-        with f.filesystem.open_input_file(f.path) as handle:
-            if f.kind == "parquet":
-                return pq.read_schema(handle)
-            if f.kind == "ipc":
-                return ipc.open_file(handle).schema
-    except (OSError, pa.ArrowException):
-        return None  # the scan itself reports the file
-    return None
 
 
 def detect(files: Sequence[InputFile]) -> tuple[list[LogSource] | None, str]:
@@ -47,7 +31,7 @@ def detect(files: Sequence[InputFile]) -> tuple[list[LogSource] | None, str]:
     for f in files:
         if f.kind == "evtx":
             return [LogSource("windows")], "guessed: the input holds .evtx files"
-        schema = _schema(f)
+        schema = schema_of(f)  # cheap for Parquet and IPC (their footers); None for the others
         if schema is None:
             continue
         declared = (schema.metadata or {}).get(METADATA_KEY)

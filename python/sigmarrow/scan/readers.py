@@ -8,7 +8,7 @@ import contextlib
 import io
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ from sigmarrow.columns import bind, is_string
 from sigmarrow.errors import DataError
 from sigmarrow.scan.inputs import InputFile, reason
 
-__all__ = ["FileProgress", "Projection", "json_text", "read"]
+__all__ = ["FileProgress", "Projection", "json_text", "read", "schema_of"]
 
 
 class Projection:
@@ -68,7 +68,7 @@ Reader = Callable[[InputFile, Projection, int, bool, FileProgress], Iterator[pa.
 
 def read(
     f: InputFile, projection: Projection, batch_rows: int, use_threads: bool, tracker: FileProgress
-) -> Iterator[pa.RecordBatch]:
+) -> Generator[pa.RecordBatch, None, None]:
     """The batches of one file, with its partition columns, read one batch ahead."""
     batches = _READERS[f.kind](f, projection, batch_rows, use_threads, tracker)
     partition = [(key, value) for key, value in f.partition if projection.wants(key)]
@@ -109,24 +109,30 @@ def _read_parquet(
             raise DataError(f"corrupt Parquet data: {reason(exc)}") from None
 
 
+def _open_ipc(handle: Any) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """An Arrow IPC file or stream: its schema and its batches."""
+    try:
+        reader = pa.ipc.open_file(handle)
+        return reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
+    except (pa.ArrowInvalid, OSError):
+        handle.seek(0)
+        try:
+            stream = pa.ipc.open_stream(handle)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"not a readable Arrow IPC file: {reason(exc)}") from None
+        return stream.schema, iter(stream)
+
+
+def _open_ipc_file(f: InputFile) -> Any:
+    local = isinstance(f.filesystem, pafs.LocalFileSystem)
+    return pa.memory_map(f.path) if local else f.filesystem.open_input_file(f.path)
+
+
 def _read_ipc(
     f: InputFile, projection: Projection, batch_rows: int, use_threads: bool, tracker: FileProgress
 ) -> Iterator[pa.RecordBatch]:
-    local = isinstance(f.filesystem, pafs.LocalFileSystem)
-    with pa.memory_map(f.path) if local else f.filesystem.open_input_file(f.path) as handle:
-        batches: Iterator[pa.RecordBatch]
-        try:
-            reader = pa.ipc.open_file(handle)
-            schema = reader.schema
-            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-        except (pa.ArrowInvalid, OSError):
-            handle.seek(0)
-            try:
-                stream = pa.ipc.open_stream(handle)
-            except (pa.ArrowException, OSError) as exc:
-                raise DataError(f"not a readable Arrow IPC file: {reason(exc)}") from None
-            schema = stream.schema
-            batches = iter(stream)
+    with _open_ipc_file(f) as handle:
+        schema, batches = _open_ipc(handle)
         columns = projection.columns(schema)
         try:
             for batch in batches:
@@ -135,6 +141,16 @@ def _read_ipc(
                     yield batch.slice(start, batch_rows)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"corrupt Arrow IPC data: {reason(exc)}") from None
+
+
+def _ipc_schema(f: InputFile) -> pa.Schema:
+    with _open_ipc_file(f) as handle:
+        return _open_ipc(handle)[0]
+
+
+def _parquet_schema(f: InputFile) -> pa.Schema:
+    with f.filesystem.open_input_file(f.path) as handle:
+        return pq.read_schema(handle)
 
 
 def _jsonl_column(values: list[Any]) -> pa.Array:
@@ -179,7 +195,7 @@ def _read_jsonl(
     keep = projection.keys()
     compression = "detect" if f.path.lower().endswith((".gz", ".zst", ".bz2")) else None
     with f.filesystem.open_input_stream(f.path, compression=compression) as raw:
-        stream = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+        stream = io.BufferedReader(raw, buffer_size=1 << 20)
         rows: list[dict[str, Any]] = []
         for lineno, line in enumerate(stream, start=1):
             if not line.strip():
@@ -224,9 +240,33 @@ _READERS: dict[str, Reader] = {
     "jsonl": _read_jsonl,
     "evtx": _read_evtx,
 }
+# The formats that have a schema to read before their events (the others: see schema_of).
+_SCHEMAS: dict[str, Callable[[InputFile], pa.Schema]] = {
+    "parquet": _parquet_schema,
+    "ipc": _ipc_schema,
+}
 
 
-def _prefetch(iterator: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+def schema_of(f: InputFile) -> pa.Schema | None:
+    """The schema of a file's events (partition columns included) before reading them, or
+    None for a format that has none to read first (JSON Lines, EVTX). A file whose schema
+    cannot be read has an empty one: reading it will say what is wrong."""
+    read_schema = _SCHEMAS.get(f.kind)
+    if read_schema is None:
+        return None
+    try:
+        schema = read_schema(f)
+    except (DataError, pa.ArrowException, OSError):
+        schema = pa.schema([])
+    for key, _ in f.partition:
+        if schema.get_field_index(key) < 0:
+            schema = schema.append(pa.field(key, pa.string()))
+    return schema
+
+
+def _prefetch(
+    iterator: Iterator[pa.RecordBatch], depth: int = 1
+) -> Generator[pa.RecordBatch, None, None]:
     """Read the next batch in a thread while the caller works on the current one.
 
     Exceptions of the reader are raised in the caller, at the position they occurred.
