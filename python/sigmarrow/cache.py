@@ -10,6 +10,7 @@ files starts matching at once; any change gives a new key (old entries are never
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -153,12 +154,16 @@ def store(key: str, matcher: Any) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".sigmarrow")
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(matcher.to_bytes())
         os.replace(tmp, folder / f"{key}.sigmarrow")
         prune(folder)
     except OSError:
-        return
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
 
 
 def prune(folder: Path, keep: int = MAX_ENTRIES) -> None:
