@@ -2,7 +2,7 @@
 
 from typing import Self, final
 
-import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no stubs
+import pyarrow as pa
 
 __all__ = ["Engine", "__version__", "casefold", "check_triggers"]
 __version__: str

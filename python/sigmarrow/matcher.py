@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from sigmarrow import _engine
 from sigmarrow.columns import Binding, ColumnRef, SchemaMemo, bind, is_string, resolve
 from sigmarrow.errors import DataError, RuleError
-from sigmarrow.program import Atom, Program
+from sigmarrow.program import Atom, ErrorRecord, Program
 
 #: The version of sigmarrow: the Cargo workspace's, which the extension carries.
 __version__: str = _engine.__version__
@@ -58,7 +58,7 @@ def _without_rules(program: Program, reasons: dict[int, str]) -> Program:
     """The program without the rules the engine rejected (and the atoms and fields only
     they used), which join its errors with the engine's reasons."""
     kept = program.subprogram([r for i, r in enumerate(program.rules) if i not in reasons])
-    rejected = [
+    rejected: list[ErrorRecord] = [
         {"source": r["source"], "rule_id": r["id"], "title": r["title"], "reason": reasons[i]}
         for i, r in enumerate(program.rules)
         if i in reasons
@@ -106,8 +106,16 @@ class Matcher:
         self.rules = [
             RuleInfo(
                 index=i,
+                id=r["id"],
+                title=r["title"],
+                level=r["level"],
+                status=r["status"],
+                tags=r["tags"],
+                logsource=r["logsource"],
+                source=r["source"],
+                author=r["author"],
+                description=r["description"],
                 fields=[names[f] for f in r["fields"]],
-                **{k: r[k] for k in ("id", "title", "level", "status", "tags", "logsource", "source", "author", "description")},
             )
             for i, r in enumerate(program.rules)
         ]

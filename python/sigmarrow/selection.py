@@ -76,8 +76,9 @@ class RuleSelection:
     def reason_left_out(self, rule: SigmaRuleBase) -> str | None:
         """Why the selection leaves `rule` out, or None when it keeps it."""
         rule_id = str(rule.id).lower() if rule.id else ""
-        level = rule.level.name.lower() if getattr(rule, "level", None) else None
-        status = rule.status.name.lower() if getattr(rule, "status", None) else None
+        level_of, status_of = getattr(rule, "level", None), getattr(rule, "status", None)
+        level = level_of.name.lower() if level_of else None
+        status = status_of.name.lower() if status_of else None
         if self.rule_ids and rule_id not in self.rule_ids:
             return "not selected: not one of the --rule-id rules"
         if {rule_id, (rule.title or "").lower()} & set(self.exclude_rules):
