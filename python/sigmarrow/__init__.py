@@ -44,6 +44,7 @@ def compile(
     pipeline: PipelineSpec = None,
     logsource: LogSourceSpec = None,
     unrouted: bool = False,
+    filters: Sources = (),
 ) -> Matcher:
     """Compiles Sigma rules into a Matcher.
 
@@ -59,7 +60,13 @@ def compile(
     left out, each with its reason, in `Matcher.skipped`. A routing pipeline (built-in
     `windows`, `sysmon`, `windows-logsources`) also leaves out the rules of a product it serves
     whose category or service it cannot route, unless `unrouted=True` (docs/logsources.md).
+
+    Correlation rules among the sources are compiled too (`Matcher.correlations`, computed
+    by `Matcher.correlate`). Sigma filters, from the sources and from `filters` (files,
+    folders, YAML text), are ANDed onto the rules they target as pySigma does; `Matcher.filters`
+    records each and the rules it touched.
     """
-    loaded = load_rules(sources, pipeline, logsource, unrouted)
+    loaded = load_rules(sources, pipeline, logsource, unrouted, filters)
     errors = list(loaded.errors)
-    return Matcher(compile_rules(loaded.rules, errors, loaded.skipped))
+    program = compile_rules(loaded.rules, errors, loaded.skipped, loaded.correlations, loaded.filters)
+    return Matcher(program)
