@@ -152,16 +152,17 @@ def _base_part(corr: Correlation, j: int, hits: Hits) -> dict:
     }
 
 
-def _child_part(corr: Correlation, j: int, child: Windows, first_eid: int) -> dict:
+def _child_part(corr: Correlation, j: int, child: Windows, last_eid: int) -> dict:
     """A child's `every` alerts as events at their window end, with the child's group values
-    (a field the child does not group by is absent)."""
+    (a field the child does not group by is absent). They are numbered below the rows, in
+    the child's order (group, then time), up to `last_eid`."""
     count = len(child.gid)
     firsts = pa.array(child.events.group_starts()[child.gid], pa.int64())
     by_name = {n: t.take(firsts) for n, t in zip(child.corr["group_by"], child.events.group_text)}
     absent = pa.nulls(count, pa.string())
     offsets, rows, times, _ = _evidence(child.events, child.lo, child.hi, None)
     return {
-        "eid": first_eid - np.arange(count, dtype=np.int64),
+        "eid": last_eid - count + 1 + np.arange(count, dtype=np.int64),
         "time": child.end,
         "timed": np.ones(count, bool),
         "groups": [by_name.get(_field(corr, j, g), absent) for g in corr["group_by"]],
