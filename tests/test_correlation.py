@@ -27,6 +27,8 @@ def seconds(ns: int) -> float:
 def event_table(events: list[dict[str, Any]]) -> list[pa.RecordBatch]:
     """One batch of every event; one batch per event when a column mixes types (10 and
     "10"), which Arrow cannot hold in one column (files of one dataset can)."""
+    if not events:
+        return []
     try:
         return events_to_table(events).to_batches()
     except (pa.ArrowInvalid, pa.ArrowTypeError):
