@@ -10,10 +10,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
+import sigmarrow
 from conftest import events_to_table
 from correlation_cases import CASES, T0, CorrelationCase
-
-import sigmarrow
 from sigmarrow import reference_correlation
 from sigmarrow.correlation import DROPPED_KEY
 

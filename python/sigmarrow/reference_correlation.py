@@ -32,7 +32,7 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 262974
 BILLION = 10**9
 ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
-    r"(Z|z|([+-])(\d{2}):?(\d{2}))?)?"
+    r"(?:Z|z|([+-])(\d{2}):?(\d{2}))?)?"
 )
 JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
@@ -63,7 +63,7 @@ def event_time(value: Any) -> int | None:
     found = ISO.fullmatch(value)
     if not found:
         return None
-    y, mo, d, h, mi, s, frac, zone, sign, oh, om = found.groups()
+    y, mo, d, h, mi, s, frac, sign, oh, om = found.groups()
     try:
         moment = dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
     except ValueError:

@@ -19,8 +19,8 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule, SigmaRuleBase
 
 from sigmarrow.errors import PipelineError, RuleError
-from sigmarrow.program import FilterRecord
 from sigmarrow.logsource import LogSource, not_applicable, parse_logsources
+from sigmarrow.program import FilterRecord
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
@@ -130,7 +130,7 @@ def _collections(sources: Sources, errors: list[RuleError]) -> list[SigmaCollect
             continue
         if isinstance(item, str) and _is_yaml_text(item):
             parsed, errs = _parse(item, None)
-            collections += [parsed] if parsed else []
+            collections += [parsed] if parsed is not None else []
             errors += errs
             continue
         path = Path(item)
@@ -143,7 +143,7 @@ def _collections(sources: Sources, errors: list[RuleError]) -> list[SigmaCollect
                 errors.append(RuleError(str(file), None, None, f"cannot read: {e}"))
                 continue
             parsed, errs = _parse(text, file)
-            collections += [parsed] if parsed else []
+            collections += [parsed] if parsed is not None else []
             errors += errs
     return collections
 

@@ -23,6 +23,14 @@ class Invalid(Exception):
     """A correlation rule that cannot be linked; the message is the reason."""
 
 
+class Cycle(Invalid):
+    """Correlations that reference each other in a loop; every member fails with it."""
+
+    def __init__(self, members: list[SigmaCorrelationRule]) -> None:
+        super().__init__("correlation cycle: " + " -> ".join(rule_key(c) for c in members))
+        self.first = members[0]
+
+
 def link_correlations(
     correlations: Sequence[SigmaCorrelationRule],
     positions: Mapping[int, int],
@@ -42,8 +50,7 @@ def link_correlations(
         if id(corr) in index or id(corr) in failed:
             return
         if any(c is corr for c in visiting):
-            cycle = visiting[[id(c) for c in visiting].index(id(corr)) :] + [corr]
-            raise Invalid("correlation cycle: " + " -> ".join(rule_key(c) for c in cycle))
+            raise Cycle(visiting[[id(c) for c in visiting].index(id(corr)) :] + [corr])
         visiting.append(corr)
         try:
             for ref in corr.rules or []:
@@ -53,6 +60,8 @@ def link_correlations(
         except Invalid as e:
             failed[id(corr)] = str(e)
             errors.append(rule_error(corr, str(e)))
+            if isinstance(e, Cycle) and e.first is not corr:
+                raise  # the members above this one on the stack fail the same way
             return
         finally:
             visiting.pop()
@@ -60,7 +69,7 @@ def link_correlations(
         linked.append(entry)
 
     for corr in correlations:
-        visit(corr)  # a cycle is raised inside the visit of its first member, which fails
+        visit(corr)
     return linked
 
 
