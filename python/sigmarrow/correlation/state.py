@@ -34,7 +34,7 @@ class _Chunk:
     rows: np.ndarray  # int64: the stream row of each distinct hit row
     time: np.ndarray  # int64 nanoseconds
     timed: np.ndarray  # bool: the time was usable
-    fields: dict[str, pa.StringArray]  # the text of each needed field, per distinct hit row
+    fields: dict[str, pa.Array]  # the text of each needed field (dictionaries stay), per hit row
     hit_row: np.ndarray  # int64, per (row, rule) hit: index into `rows`
     hit_rule: np.ndarray  # uint32, per hit: RuleIndex
 
@@ -127,19 +127,18 @@ class CorrelationState:
     def gathered(self) -> Hits:
         """Every chunk gathered so far, as one set of arrays."""
         chunks = self._chunks
-        base = np.cumsum([0] + [len(c.rows) for c in chunks[:-1]])
-        cat = np.concatenate
+        base = np.cumsum([0] + [len(c.rows) for c in chunks])[:-1]
 
-        def column(name: str) -> pa.StringArray:
-            return pa.concat_arrays([c.fields[name] for c in chunks]) if chunks else pa.array([], pa.string())
+        def cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
-        return Hits(
-            rows=cat([c.rows for c in chunks]) if chunks else np.zeros(0, np.int64),
-            time=cat([c.time for c in chunks]) if chunks else np.zeros(0, np.int64),
-            timed=cat([c.timed for c in chunks]) if chunks else np.zeros(0, bool),
-            fields={name: column(name) for name in self._fields},
-            hit_row=cat([c.hit_row + b for c, b in zip(chunks, base)]) if chunks else np.zeros(0, np.int64),
-            hit_rule=cat([c.hit_rule for c in chunks]) if chunks else np.zeros(0, np.uint32),
+        return Hits.of(
+            rows=cat([c.rows for c in chunks], np.int64),
+            time=cat([c.time for c in chunks], np.int64),
+            timed=cat([c.timed for c in chunks], bool),
+            hit_row=cat([c.hit_row + b for c, b in zip(chunks, base)], np.int64),
+            hit_rule=cat([c.hit_rule for c in chunks], np.uint32),
+            fields={name: [c.fields[name] for c in chunks] for name in self._fields},
         )
 
     def alerts(self, mode: str = "merged", evidence: int | None = None) -> pa.Table:

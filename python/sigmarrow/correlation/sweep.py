@@ -16,6 +16,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import orjson
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sigmarrow.correlation.values import NS, folded_codes, numbers
+from sigmarrow.errors import DataError
 from sigmarrow.program import Correlation
 
 # Groups share one int64 key space (nanoseconds, each group shifted past the previous one by
@@ -53,29 +55,79 @@ Items = tuple[np.ndarray, np.ndarray, np.ndarray]  # evidence lists: (offsets, r
 
 @dataclass
 class Hits:
-    """Gathered base hits: per distinct hit row its stream row, time and field texts; per
-    (row, rule) hit the index of its row and its rule."""
+    """Gathered base hits: per distinct hit row its stream row and time; per (row, rule) hit
+    the index of its row and its rule; per needed field and hit row a reference to its text
+    (`refs`, -1 absent). References index the distinct texts of all fields (`text`); each
+    has the code of its case fold (`codes`; `folded[code]` is the folded text). Codes are
+    shared by all fields, so groups and values compare across fields (`aliases`) without
+    touching text again."""
 
     rows: np.ndarray
     time: np.ndarray
     timed: np.ndarray
-    fields: dict[str, pa.StringArray]
     hit_row: np.ndarray
     hit_rule: np.ndarray
+    refs: dict[str, np.ndarray]
+    text: pa.StringArray
+    codes: np.ndarray
+    folded: pa.StringArray
+
+    @classmethod
+    def of(cls, rows: np.ndarray, time: np.ndarray, timed: np.ndarray, hit_row: np.ndarray,
+           hit_rule: np.ndarray, fields: dict[str, list[pa.Array]]) -> Hits:
+        """From each field's chunks of text (plain, or dictionary-encoded), hashed once."""
+        values, locals_ = [], []
+        for chunks in fields.values():
+            for chunk in chunks:
+                if pa.types.is_dictionary(chunk.type):
+                    values.append(chunk.dictionary)
+                    local = pc.fill_null(chunk.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+                else:
+                    values.append(chunk)
+                    local = np.where(chunk.is_valid().to_numpy(zero_copy_only=False), np.arange(len(chunk)), -1)
+                locals_.append(local)
+        encoded = pc.dictionary_encode(pa.concat_arrays([pa.array([], pa.string()), *values]))
+        global_id = pc.fill_null(encoded.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
+        refs, base, k = {}, 0, 0
+        for name, chunks in fields.items():
+            parts = []
+            for _ in chunks:
+                local = locals_[k].copy()
+                present = local >= 0
+                local[present] = global_id[local[present] + base]
+                parts.append(local)
+                base += len(values[k])
+                k += 1
+            refs[name] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        codes, folded = folded_codes(encoded.dictionary)
+        return cls(rows, time, timed, hit_row, hit_rule, refs, encoded.dictionary, codes, folded)
+
+    @cached_property
+    def by_rule(self) -> dict[int, np.ndarray]:
+        """The hit rows of each rule, in row order."""
+        order = np.argsort(self.hit_rule, kind="stable")
+        rules, starts = np.unique(self.hit_rule[order], return_index=True)
+        return {int(r): self.hit_row[o] for r, o in zip(rules, np.split(order, starts[1:]))}
+
+    @cached_property
+    def numbers(self) -> np.ndarray:
+        """The number of each text (NaN when it is none), for the value_* aggregates."""
+        return numbers(self.text)
 
 
 @dataclass
 class Events:
-    """One correlation's input events, sorted by (group, time, event). `items` holds the
-    evidence of each event when some input is a correlation (a child alert's evidence is its
-    base events); without it an event is its own evidence."""
+    """One correlation's input events, sorted by (group, time, event). Group and value
+    fields are references into `Hits.text` (-1: absent). `items` holds the evidence of each
+    event when some input is a correlation (a child alert's evidence is its base events);
+    without it an event is its own evidence."""
 
     gid: np.ndarray  # dense, in the order of the folded group texts
     time: np.ndarray
     eid: np.ndarray  # the stream row, or a negative number for a child's alert
     ref: np.ndarray  # the input it came through
-    value: pa.StringArray | None
-    group_text: list[pa.StringArray]  # the original text of each group-by field
+    groups: list[np.ndarray]  # per group-by field: the text reference of each event
+    value: np.ndarray | None  # the value field's text reference of each event
     items: Items | None
     dropped: dict[str, int]
 
@@ -113,24 +165,46 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return index - np.repeat(ends - lengths - starts, lengths)
 
 
-def _group_ids(components: list[pa.StringArray], length: int) -> tuple[np.ndarray, int]:
+def _dense(codes: np.ndarray, bound: int) -> tuple[np.ndarray, int]:
+    """Codes (>= 0, < bound) renumbered 0.. in the same order, keeping only those used."""
+    if bound > 4 * len(codes) + 1024:  # a lookup table would outweigh a sort
+        values, dense = np.unique(codes, return_inverse=True)
+        return dense.reshape(-1).astype(np.int64), len(values)
+    used = np.zeros(bound, bool)
+    used[codes] = True
+    rank = np.cumsum(used) - 1
+    return rank[codes], int(used.sum())
+
+
+def _by_text(codes: np.ndarray, folded: pa.StringArray) -> tuple[np.ndarray, int]:
+    """Codes renumbered 0.. in the order of their folded texts (only the codes used are
+    sorted: as many as there are distinct group values)."""
+    used = np.zeros(len(folded), bool)
+    used[codes] = True
+    present = np.flatnonzero(used)
+    order = pc.sort_indices(folded.take(pa.array(present, pa.int64()))).to_numpy()
+    rank = np.zeros(len(folded), np.int64)
+    rank[present[order]] = np.arange(len(present))
+    return rank[codes], len(present)
+
+
+def _group_ids(codes: list[np.ndarray], folded: pa.StringArray) -> tuple[np.ndarray, int]:
     """Dense group numbers in the order of the folded group texts, -1 where a component is
     absent; without group-by, one group."""
-    combined = np.zeros(length, np.int64)
+    length = len(codes[0]) if codes else 0
     present = np.ones(length, bool)
-    for text in components:
-        codes, count = folded_codes(text)
-        present &= codes >= 0
-        if length and int(combined.max()) >= _KEY_SPACE // max(count, 1):
-            combined = np.unique(combined, return_inverse=True)[1].reshape(-1).astype(np.int64)
-        combined = combined * max(count, 1) + np.maximum(codes, 0)
-    encoded = pc.dictionary_encode(pa.array(combined[present]))
-    values = encoded.dictionary.to_numpy()
-    rank = np.empty(len(values), np.int64)
-    rank[np.argsort(values)] = np.arange(len(values))
+    for c in codes:
+        present &= c >= 0
+    combined, count = np.zeros(int(present.sum()), np.int64), 1
+    for c in codes:
+        ranked, n = _by_text(c[present], folded)
+        if count * n >= _KEY_SPACE:
+            combined, count = _dense(combined, count)
+        combined, count = combined * n + ranked, count * max(n, 1)
+    combined, count = _dense(combined, count)
     gid = np.full(length, -1, np.int64)
-    gid[present] = rank[encoded.indices.to_numpy()]
-    return gid, len(values)
+    gid[present] = combined
+    return gid, count
 
 
 def _field(corr: Correlation, j: int, name: str) -> str:
@@ -139,15 +213,15 @@ def _field(corr: Correlation, j: int, name: str) -> str:
 
 
 def _base_part(corr: Correlation, j: int, hits: Hits) -> dict:
-    idx = hits.hit_row[hits.hit_rule == corr["inputs"][j]["rule"]]
-    take = pa.array(idx, pa.int64())
+    idx = hits.by_rule.get(corr["inputs"][j]["rule"], np.zeros(0, np.int64))
     eid, time = hits.rows[idx], hits.time[idx]
+    field = corr["field"]
     return {
         "eid": eid,
         "time": time,
         "timed": hits.timed[idx],
-        "groups": [hits.fields[_field(corr, j, g)].take(take) for g in corr["group_by"]],
-        "value": hits.fields[_field(corr, j, corr["field"])].take(take) if corr["field"] else None,
+        "groups": [hits.refs[_field(corr, j, g)][idx] for g in corr["group_by"]],
+        "value": hits.refs[_field(corr, j, field)][idx] if field else None,
         "items": (np.arange(len(idx) + 1, dtype=np.int64), eid, time),
     }
 
@@ -157,18 +231,23 @@ def _child_part(corr: Correlation, j: int, child: Windows, last_eid: int) -> dic
     (a field the child does not group by is absent). They are numbered below the rows, in
     the child's order (group, then time), up to `last_eid`."""
     count = len(child.gid)
-    firsts = pa.array(child.events.group_starts()[child.gid], pa.int64())
-    by_name = {n: t.take(firsts) for n, t in zip(child.corr["group_by"], child.events.group_text)}
-    absent = pa.nulls(count, pa.string())
+    firsts = child.events.group_starts()[child.gid]
+    by_name = {n: refs[firsts] for n, refs in zip(child.corr["group_by"], child.events.groups)}
+    absent = np.full(count, -1, np.int64)
     offsets, rows, times, _ = _evidence(child.events, child.lo, child.hi, None)
+    field = corr["field"]
     return {
         "eid": last_eid - count + 1 + np.arange(count, dtype=np.int64),
         "time": child.end,
         "timed": np.ones(count, bool),
         "groups": [by_name.get(_field(corr, j, g), absent) for g in corr["group_by"]],
-        "value": by_name.get(_field(corr, j, corr["field"]), absent) if corr["field"] else None,
+        "value": by_name.get(_field(corr, j, field), absent) if field else None,
         "items": (offsets, rows, times),
     }
+
+
+def _code(hits: Hits, refs: np.ndarray) -> np.ndarray:
+    return np.where(refs >= 0, hits.codes[np.maximum(refs, 0)], -1) if len(hits.codes) else refs
 
 
 def _events(corr: Correlation, hits: Hits, done: Sequence[Windows]) -> Events:
@@ -183,8 +262,11 @@ def _events(corr: Correlation, hits: Hits, done: Sequence[Windows]) -> Events:
         parts.append(part)
     cat = np.concatenate
     eid, time, timed = (cat([p[k] for p in parts]) for k in ("eid", "time", "timed"))
-    groups = [pa.concat_arrays([p["groups"][c] for p in parts]) for c in range(len(corr["group_by"]))]
-    gid, count = _group_ids(groups, len(eid))
+    groups = [cat([p["groups"][c] for p in parts]) for c in range(len(corr["group_by"]))]
+    if groups:
+        gid, count = _group_ids([_code(hits, g) for g in groups], hits.folded)
+    else:
+        gid, count = np.zeros(len(eid), np.int64), 1
     dropped = {
         "no_time": len(np.unique(eid[~timed])),
         "no_group": len(np.unique(eid[timed & (gid < 0)])),
@@ -200,7 +282,6 @@ def _events(corr: Correlation, hits: Hits, done: Sequence[Windows]) -> Events:
         keep = keep[pc.sort_indices(pa.array(by_group)).to_numpy()]
     else:
         keep = keep[np.argsort(by_group, kind="stable")]
-    take = pa.array(keep, pa.int64())
     items = None
     if any("correlation" in i for i in corr["inputs"]):
         lengths = cat([np.diff(p["items"][0]) for p in parts])
@@ -211,11 +292,9 @@ def _events(corr: Correlation, hits: Hits, done: Sequence[Windows]) -> Events:
             cat([p["items"][1] for p in parts])[index],
             cat([p["items"][2] for p in parts])[index],
         )
-    value = pa.concat_arrays([p["value"] for p in parts]).take(take) if corr["field"] else None
-    return Events(
-        gid[keep], time[keep], eid[keep], cat([p["ref"] for p in parts])[keep], value,
-        [g.take(take) for g in groups], items, dropped,
-    )
+    value = cat([p["value"] for p in parts])[keep] if corr["field"] else None
+    return Events(gid[keep], time[keep], eid[keep], cat([p["ref"] for p in parts])[keep],
+                  [g[keep] for g in groups], value, items, dropped)
 
 
 # --------------------------------------------------------------------------- windows
@@ -262,17 +341,17 @@ def _duplicates(ev: Events, x: np.ndarray, inputs: int) -> np.ndarray:
     return dup
 
 
-def _value_count(ev: Events, start: np.ndarray) -> np.ndarray:
+def _value_count(ev: Events, codes: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Distinct values in each event's window [start[i], i]. An entry i counts in the windows
     of the positions a >= i whose start lies in (previous[i], i], previous[i] being the last
     earlier entry of the group with the same value: a contiguous range of positions, as
     starts never decrease."""
     n = len(ev)
-    codes, count = folded_codes(ev.value)  # type: ignore[arg-type]
     valued = np.flatnonzero(codes >= 0)
-    key = ev.gid[valued] * max(count, 1) + codes[valued]
+    count = int(codes.max()) + 1 if len(valued) else 1
+    key = ev.gid[valued] * count + codes[valued]
     order = valued[np.argsort(key, kind="stable")]
-    key = ev.gid[order] * max(count, 1) + codes[order]
+    key = ev.gid[order] * count + codes[order]
     previous = np.full(n, -1, np.int64)
     repeat = np.flatnonzero(key[1:] == key[:-1])
     previous[order[repeat + 1]] = order[repeat]
@@ -360,6 +439,7 @@ def _temporal_ordered(
 
 def _metric(
     corr: Correlation,
+    hits: Hits,
     ev: Events,
     start: np.ndarray,
     at: np.ndarray,
@@ -372,12 +452,13 @@ def _metric(
         firsts = _prefix(np.r_[True, (ev.eid[1:] != ev.eid[:-1]) | (ev.gid[1:] != ev.gid[:-1])])
         return (firsts[at + 1] - firsts[start[at]]).astype(np.float64)
     if kind == "value_count":
-        return _value_count(ev, start)[at]
+        return _value_count(ev, _code(hits, ev.value), start)[at]  # type: ignore[arg-type]
     if kind == "temporal":
         return _temporal(ev, start, at, inputs)
     if kind == "temporal_ordered":
         return _temporal_ordered(ev, keys, spaces, at, span, inputs)
-    x = numbers(ev.value)  # type: ignore[arg-type]
+    refs = ev.value
+    x = np.where(refs >= 0, hits.numbers[np.maximum(refs, 0)], np.nan)  # type: ignore[operator,index]
     x[_duplicates(ev, x, inputs)] = np.nan
     if kind in ("value_sum", "value_avg"):
         total, counted = _sums(x, start, at)
@@ -397,7 +478,7 @@ def _qualifies(condition: dict[str, float], metric: np.ndarray) -> np.ndarray:
     return ok
 
 
-def _windows(corr: Correlation, ev: Events) -> Windows:
+def _windows(corr: Correlation, hits: Hits, ev: Events) -> Windows:
     """The qualifying anchors of a correlation: its `every` alerts."""
     span = corr["timespan"] * NS
     if len(ev):
@@ -405,7 +486,7 @@ def _windows(corr: Correlation, ev: Events) -> Windows:
         start = _window_starts(keys, spaces, span)
         last_of_time = np.r_[(ev.gid[1:] != ev.gid[:-1]) | (ev.time[1:] != ev.time[:-1]), True]
         at = np.flatnonzero(last_of_time)
-        metric = _metric(corr, ev, start, at, keys, spaces)
+        metric = _metric(corr, hits, ev, start, at, keys, spaces)
         ok = _qualifies(corr["condition"], metric)
         at, metric = at[ok], metric[ok]
     else:
@@ -473,33 +554,37 @@ def reported(correlations: Sequence[Correlation]) -> list[bool]:
     return [not r or g for r, g in zip(referenced, generated)]
 
 
-def _table(w: Windows, limit: int | None) -> pa.Table:
-    n = len(w.gid)
-    corr = w.corr
-    offsets, rows, _, counts = _evidence(w.events, w.lo, w.hi, limit)
-    firsts = pa.array(w.events.group_starts()[w.gid] if n else np.zeros(0, np.int64), pa.int64())
-    names = corr["group_by"]
-    values = [text.take(firsts) for text in w.events.group_text]
-    interleave = pa.array(np.arange(n * len(names)).reshape(len(names), n).T.reshape(-1) if names else [], pa.int64())
+def _table(w: Windows, hits: Hits, limit: int | None) -> pa.Table:
+    """The alerts of one correlation, in order of window end, then group."""
+    order = np.lexsort((w.gid, w.end))
+    gid, lo, hi = w.gid[order], w.lo[order], w.hi[order]
+    n, corr, names = len(gid), w.corr, w.corr["group_by"]
+    offsets, rows, _, counts = _evidence(w.events, lo, hi, limit)
+    if offsets[-1] >= 1 << 31:
+        raise DataError(
+            f"correlation {corr['id']}: its alerts hold {offsets[-1]:,} evidence rows, more than "
+            "one list column holds; give evidence= a limit (--evidence)"
+        )
+    firsts = w.events.group_starts()[gid] if n else np.zeros(0, np.int64)
+    # map items alert by alert: the first group field of alert 0, its second, ...
+    refs = np.stack([r[firsts] for r in w.events.groups], axis=1).reshape(-1) if names else np.zeros(0, np.int64)
     group = pa.MapArray.from_arrays(
         pa.array(np.arange(n + 1) * len(names), pa.int32()),
         pa.array(names * n, pa.string()),
-        pa.concat_arrays(values).take(interleave) if names else pa.array([], pa.string()),
+        hits.text.take(pa.array(refs, pa.int64())),
     )
     constant = {"correlation_id": corr["id"], "title": corr["title"], "level": corr["level"], "type": corr["type"]}
-    columns = {k: pa.array([v] * n, pa.string()) for k, v in constant.items()}
+    columns = {k: pa.repeat(pa.scalar(v, pa.string()), n) for k, v in constant.items()}
     columns |= {
         "group": group,
-        "window_start": pa.array(w.start, pa.int64()).cast(pa.timestamp("ns", "UTC")),
-        "window_end": pa.array(w.end, pa.int64()).cast(pa.timestamp("ns", "UTC")),
-        "metric": pa.array(w.metric, pa.float64()),
-        "anchors": pa.array(w.anchors, pa.int64()),
+        "window_start": pa.array(w.start[order], pa.int64()).cast(pa.timestamp("ns", "UTC")),
+        "window_end": pa.array(w.end[order], pa.int64()).cast(pa.timestamp("ns", "UTC")),
+        "metric": pa.array(w.metric[order], pa.float64()),
+        "anchors": pa.array(w.anchors[order], pa.int64()),
         "evidence": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(rows, pa.int64())),
         "evidence_count": pa.array(counts, pa.int64()),
     }
-    table = pa.table(columns, schema=ALERTS_SCHEMA)
-    order = np.lexsort((w.gid, w.end)) if n else np.zeros(0, np.int64)
-    return table.take(pa.array(order, pa.int64()))
+    return pa.table(columns, schema=ALERTS_SCHEMA)
 
 
 def alerts_table(correlations: Sequence[Correlation], hits: Hits, mode: str, limit: int | None) -> pa.Table:
@@ -509,11 +594,11 @@ def alerts_table(correlations: Sequence[Correlation], hits: Hits, mode: str, lim
     tables, dropped = [], {}
     for corr, output in zip(correlations, reported(correlations)):
         events = _events(corr, hits, done)
-        windows = _windows(corr, events)
+        windows = _windows(corr, hits, events)
         done.append(windows)
         dropped[corr["id"]] = events.dropped
         if output:
             chosen = _merged(windows, corr["timespan"] * NS) if mode == "merged" else windows
-            tables.append(_table(chosen, limit))
+            tables.append(_table(chosen, hits, limit))
     table = pa.concat_tables(tables) if tables else ALERTS_SCHEMA.empty_table()
     return table.replace_schema_metadata({DROPPED_KEY: orjson.dumps(dropped)})

@@ -93,19 +93,27 @@ def event_times(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return pc.fill_null(out, 0).to_numpy(zero_copy_only=False), valid
 
 
-def texts(array: pa.Array | None, length: int) -> pa.StringArray:
-    """Each value as text (null where absent): strings as they are, integers in decimal,
-    booleans `true`/`false`, floats as the shortest text that reads back (`10.0` is `10`).
-    A missing column (`None`) and values of other types (structs, lists) are absent."""
-    if array is None:
-        return pa.nulls(length, pa.string())
-    array = _plain(array)
+def _as_text(array: pa.Array) -> pa.StringArray:
     if pa.types.is_struct(array.type) or pa.types.is_list(array.type) or pa.types.is_map(array.type):
-        return pa.nulls(length, pa.string())
+        return pa.nulls(len(array), pa.string())
     try:
         return pc.cast(array, pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.nulls(len(array), pa.string())
+
+
+def texts(array: pa.Array | pa.ChunkedArray | None, length: int) -> pa.StringArray | pa.DictionaryArray:
+    """Each value as text (null where absent): strings as they are, integers in decimal,
+    booleans `true`/`false`, floats as the shortest text that reads back (`10.0` is `10`).
+    Dictionary arrays stay dictionaries (of text). A missing column (`None`) and values of
+    other types (structs, lists) are absent."""
+    if array is None:
         return pa.nulls(length, pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        return pa.DictionaryArray.from_arrays(array.indices.cast(pa.int32()), _as_text(array.dictionary))
+    return _as_text(array)
 
 
 def numbers(text: pa.StringArray) -> np.ndarray:
@@ -116,18 +124,14 @@ def numbers(text: pa.StringArray) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def folded_codes(text: pa.StringArray) -> tuple[np.ndarray, int]:
-    """(code of each value's case fold, number of codes); -1 where absent. Codes follow the
-    order of the folded texts, so sorting by code sorts by text. Folding runs once per
-    distinct value."""
-    encoded = pc.dictionary_encode(text)
-    folded = pa.array([s.casefold() for s in encoded.dictionary.to_pylist()], pa.string())
-    distinct = pc.unique(folded)
-    rank = np.empty(len(distinct), np.int64)
-    rank[pc.sort_indices(distinct).to_numpy()] = np.arange(len(distinct))
-    entry_code = rank[pc.index_in(folded, distinct).to_numpy(zero_copy_only=False)]
-    indices = pc.fill_null(encoded.indices.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-    codes = np.full(len(text), -1, np.int64)
-    present = indices >= 0
-    codes[present] = entry_code[indices[present]]
-    return codes, len(distinct)
+def folded_codes(text: pa.StringArray) -> tuple[np.ndarray, pa.StringArray]:
+    """(the code of each of the distinct `text`s' case fold; the folded text of each code).
+    ASCII folds with Arrow's lower-casing, other text with Python's full `casefold`."""
+    if pc.all(pc.string_is_ascii(text)).as_py() is not False:
+        folded = pc.utf8_lower(text)
+    else:
+        folded = pa.array([s.casefold() for s in text.to_pylist()], pa.string())
+    if pc.all(pc.equal(folded, text)).as_py() is not False:  # folding merges nothing
+        return np.arange(len(text), dtype=np.int64), text
+    encoded = pc.dictionary_encode(folded)
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
