@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from _common import machine
-
 import sigmarrow
+from _common import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY_NS = 86400 * 10**9

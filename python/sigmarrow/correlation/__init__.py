@@ -7,17 +7,14 @@ and computes the alerts. `Matcher.correlate` and `Matcher.correlation_state` are
 """
 
 from sigmarrow.correlation.model import CorrelationInfo, FilterInfo, quiet_rules
-from sigmarrow.correlation.state import DEFAULT_MAX_HITS, MODES, ColumnLookup, CorrelationState
+from sigmarrow.correlation.state import DEFAULT_MAX_HITS, MODES, CorrelationState
 from sigmarrow.correlation.sweep import ALERTS_SCHEMA, DROPPED_KEY
-from sigmarrow.correlation.values import DEFAULT_TIME_FIELDS
 
 __all__ = [
     "ALERTS_SCHEMA",
     "DEFAULT_MAX_HITS",
-    "DEFAULT_TIME_FIELDS",
     "DROPPED_KEY",
     "MODES",
-    "ColumnLookup",
     "CorrelationInfo",
     "CorrelationState",
     "FilterInfo",

@@ -8,25 +8,30 @@ order: nothing is computed until `alerts`, which sorts everything gathered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from sigmarrow.columns import resolve
 from sigmarrow.correlation.sweep import Hits, alerts_table
-from sigmarrow.correlation.values import DEFAULT_TIME_FIELDS, event_times, texts
+from sigmarrow.correlation.values import texts
 from sigmarrow.errors import DataError, UsageError
 from sigmarrow.program import Correlation
+from sigmarrow.times import DEFAULT_TIME_FIELDS, event_times, first_present
 
 #: Base hits a state holds before it refuses more (docs/limits.md): about 2.4 GB at the
 #: ~40 bytes a hit takes with short group and value texts.
 DEFAULT_MAX_HITS = 60_000_000
 MODES = ("merged", "every")
 
-# (data, column name) -> the column (dotted names may be paths into struct columns) or None.
-ColumnLookup = Callable[[Any, str], "pa.Array | pa.ChunkedArray | None"]
+
+def _column(data: pa.RecordBatch | pa.Table, name: str) -> pa.Array | pa.ChunkedArray | None:
+    """A field of `data`: a column, or a path into struct columns; None when it has none."""
+    ref = resolve(data.schema, name)
+    return None if ref is None else ref.array(data)
 
 
 @dataclass
@@ -53,14 +58,12 @@ class CorrelationState:
     def __init__(
         self,
         correlations: Sequence[Correlation],
-        column: ColumnLookup,
         time_field: str | None = None,
         max_hits: int = DEFAULT_MAX_HITS,
     ) -> None:
         self.correlations = list(correlations)
         self.time_field = time_field
         self.max_hits = max_hits
-        self._column = column
         self._rules = sorted({i["rule"] for c in self.correlations for i in c["inputs"] if "rule" in i})
         self._fields = sorted(
             {
@@ -81,12 +84,10 @@ class CorrelationState:
         """Memory held by the gathered hits."""
         return sum(c.nbytes for c in self._chunks)
 
-    def _time_column(self, data: Any) -> pa.Array | pa.ChunkedArray:
-        names = [self.time_field] if self.time_field else list(DEFAULT_TIME_FIELDS)
-        for name in names:
-            found = self._column(data, name)
-            if found is not None:
-                return found
+    def _time_column(self, data: pa.RecordBatch | pa.Table) -> pa.Array | pa.ChunkedArray:
+        name = first_present(data.schema, DEFAULT_TIME_FIELDS, self.time_field)
+        if name is not None:
+            return _column(data, name)
         if self.time_field:
             raise DataError(f"correlations: the time field {self.time_field!r} is not in the data")
         raise DataError(
@@ -117,7 +118,7 @@ class CorrelationState:
         time, timed = event_times(self._time_column(data).take(take))
         fields = {}
         for name in self._fields:
-            found = self._column(data, name)
+            found = _column(data, name)
             fields[name] = texts(None if found is None else found.take(take), len(distinct))
         self._chunks.append(
             _Chunk(distinct + offset, time, timed, fields, np.cumsum(starts) - 1, rules)

@@ -23,9 +23,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sigmarrow.correlation.values import NS, folded_codes, numbers
+from sigmarrow.correlation.values import folded_codes, numbers
 from sigmarrow.errors import DataError
 from sigmarrow.program import Correlation
+from sigmarrow.times import NS
 
 # Groups share one int64 key space (nanoseconds, each group shifted past the previous one by
 # more than the timespan) while their total span stays below this; more groups, more spaces.
