@@ -70,6 +70,7 @@ def compile(
     logsource: LogSourceSpec = None,
     unrouted: bool = False,
     select: RuleSelection | None = None,
+    filters: Sources = (),
 ) -> Matcher:
     """Compiles Sigma rules into a Matcher.
 
@@ -89,11 +90,17 @@ def compile(
     `select`: a `sigmarrow.RuleSelection` (level, status, tags, ids); the rules it leaves out
     are in `Matcher.skipped` too. None selects every rule (the CLI's default leaves out
     deprecated and unsupported rules).
+
+    Correlation rules among the sources are compiled too (`Matcher.correlations`, computed
+    by `Matcher.correlate`). Sigma filters, from the sources and from `filters` (files,
+    folders, YAML text), are ANDed onto the rules they target as pySigma does; `Matcher.filters`
+    records each and the rules it touched.
     """
     from sigmarrow.compiler import compile_rules
     from sigmarrow.matcher import Matcher
     from sigmarrow.rules import load_rules
 
-    loaded = load_rules(sources, pipeline, logsource, unrouted, select)
+    loaded = load_rules(sources, pipeline, logsource, unrouted, select, filters)
     errors = list(loaded.errors)
-    return Matcher(compile_rules(loaded.rules, errors, loaded.skipped))
+    program = compile_rules(loaded.rules, errors, loaded.skipped, loaded.correlations, loaded.filters)
+    return Matcher(program)

@@ -15,6 +15,13 @@ import pyarrow.compute as pc
 
 from sigmarrow import _engine
 from sigmarrow.columns import Binding, ColumnRef, SchemaMemo, bind, is_string, resolve
+from sigmarrow.correlation import (
+    DEFAULT_MAX_HITS,
+    CorrelationInfo,
+    CorrelationState,
+    FilterInfo,
+    quiet_rules,
+)
 from sigmarrow.errors import DataError, RuleError
 from sigmarrow.program import Atom, ErrorRecord, Program
 
@@ -123,9 +130,17 @@ class Matcher:
         #: Rules left out because they do not apply to the declared log sources, and why.
         self.skipped = [RuleError(**e) for e in program.data.get("skipped", [])]
         self._rule_ids = pa.array([r.id for r in self.rules], pa.string())
+        #: Correlation rules (children before the correlations that reference them).
+        self.correlations = [CorrelationInfo.of(i, c) for i, c in enumerate(program.correlations)]
+        #: The Sigma filters applied, the rules each touched, and warnings.
+        self.filters = [FilterInfo(**f) for f in program.filters]
+        quiet = quiet_rules(program.correlations)
+        # Rules only correlations read (no `generate: true`): `match` does not report them.
+        self._reported = pa.array([i not in quiet for i in range(len(self.rules))]) if quiet else None
 
     def __repr__(self) -> str:
-        return f"<sigmarrow.Matcher: {len(self.rules)} rules, {len(self.errors)} errors>"
+        correlations = f", {len(self.correlations)} correlations" if self.correlations else ""
+        return f"<sigmarrow.Matcher: {len(self.rules)} rules{correlations}, {len(self.errors)} errors>"
 
     @property
     def fields(self) -> list[str]:
@@ -257,7 +272,8 @@ class Matcher:
     ) -> pa.Table:
         """One row per (event, rule) hit: `row` (index into data) and `rule_id`, ordered
         by row then rule. The schema metadata lists the referenced fields the data lacks
-        under `sigmarrow.missing_fields`."""
+        under `sigmarrow.missing_fields`. Rules only correlations read (none of them with
+        `generate: true`) are not reported: `correlate` reports their correlations."""
         if isinstance(data, (pa.RecordBatch, pa.Table)):
             missing = self.missing_fields(data)
         else:
@@ -267,7 +283,56 @@ class Matcher:
             if isinstance(data, pa.RecordBatchReader):
                 missing = self.missing_fields(data.schema)
         rows, rules = self.match_indices(data, threads, keyword_columns)
+        if self._reported is not None:
+            keep = self._reported.take(rules)
+            rows, rules = rows.filter(keep), rules.filter(keep)
         metadata = {MISSING_FIELDS_KEY: orjson.dumps(missing)} if missing is not None else None
         return pa.table(
             [rows, self._rule_ids.take(rules)], schema=HITS_SCHEMA.with_metadata(metadata)
         )
+
+    # --- correlations ---
+    def correlation_state(
+        self, time_field: str | None = None, max_hits: int = DEFAULT_MAX_HITS
+    ) -> CorrelationState:
+        """An empty state for this matcher's correlations, owned by the caller: feed it each
+        batch with its hits (`state.add(batch, *m.match_indices(batch))`), in stream order,
+        then call `state.alerts()`. `time_field`: the event time column (default: the first
+        of `sigmarrow.times.DEFAULT_TIME_FIELDS` present)."""
+        return CorrelationState(self.program.correlations, time_field, max_hits)
+
+    def correlate(
+        self,
+        data: Any,
+        *,
+        time_field: str | None = None,
+        mode: str = "merged",
+        evidence: int | None = None,
+        threads: int | None = None,
+        keyword_columns: Sequence[str] | None = None,
+        max_hits: int = DEFAULT_MAX_HITS,
+    ) -> pa.Table:
+        """The alerts of the correlation rules over `data` (a table, batch, reader or Arrow
+        stream, in any time order), one row each (`sigmarrow.correlation.ALERTS_SCHEMA`);
+        `evidence` rows are numbered across the whole stream. `mode`: "merged" (one alert
+        per run of overlapping qualifying windows) or "every" (one per qualifying anchor);
+        `evidence`: None for every contributing row, or the earliest that many (with
+        `evidence_count`). docs/semantics.md ("Correlations") defines them."""
+        state = self.correlation_state(time_field, max_hits)
+        group: list[pa.RecordBatch] = []
+
+        def flush() -> None:
+            table = pa.Table.from_batches(group)
+            rows, rules = self.match_indices(table, threads, keyword_columns)
+            state.add(table, rows, rules)
+            group.clear()
+
+        for batch in _batches(data):
+            if group and batch.schema != group[0].schema:
+                flush()
+            group.append(batch)
+            if sum(b.num_rows for b in group) >= ROWS_PER_CALL:
+                flush()
+        if group:
+            flush()
+        return state.alerts(mode, evidence)

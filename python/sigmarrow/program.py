@@ -10,12 +10,17 @@ validates it again), `explain` and `profile` walk it, `save`/`pickle`/Spark ship
  "rules":  [Rule, ...],               # RuleIndex = index; hits name rules by their id
  "errors": [{"source", "rule_id", "title", "reason"}, ...],
  "has_keywords": bool,                # some atom has field null (a keyword)
- "skipped": [{"source", "rule_id", "title", "reason"}, ...]}  # optional: not applicable
+ "skipped": [{"source", "rule_id", "title", "reason"}, ...],  # optional: not applicable
+ "correlations": [Correlation, ...],  # optional: correlation rules, children before parents
+ "filters": [FilterRecord, ...]}      # optional: the Sigma filters applied, and to what
 ```
 
 `VERSION` is bumped whenever a reader of the previous version would misread a program of this
 one: a new atom op, a new required key, a changed meaning. New optional rule metadata (which the
 engine ignores) does not bump it. The engine refuses other versions with a `ProgramError`.
+`correlations` and `filters` are optional keys the engine ignores: the engine matches rules,
+and correlations are computed in Python from its hits (`sigmarrow.correlation`). A sigmarrow
+older than them reads such a program as its base rules alone (and reports their hits).
 """
 
 from __future__ import annotations
@@ -128,6 +133,52 @@ class ErrorRecord(TypedDict):
     reason: str
 
 
+CorrelationType = Literal[
+    "event_count", "value_count", "value_sum", "value_avg", "value_median", "value_percentile",
+    "temporal", "temporal_ordered",
+]
+ConditionOp = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
+
+
+class CorrelationInput(TypedDict):
+    """One referenced rule of a correlation: a compiled rule or an earlier correlation."""
+
+    reference: str  # as the correlation names it (an id or a name)
+    rule: NotRequired[int]  # RuleIndex
+    correlation: NotRequired[int]  # index into `correlations` (chaining)
+    fields: dict[str, str]  # group-by or value field -> this input's field (`aliases`)
+
+
+class Correlation(TypedDict):
+    id: str
+    title: str
+    name: str | None
+    level: str | None
+    source: str | None
+    type: CorrelationType
+    inputs: list[CorrelationInput]
+    generate: bool
+    timespan: int  # seconds, as pySigma reads it (`1M` is 2,629,746 s)
+    group_by: list[str]
+    condition: dict[ConditionOp, float]  # ANDed (a range has two operators)
+    field: str | None  # the value field of the value_* types
+    percentile: float | None  # value_percentile's rank, 0-100
+
+
+class FilterRecord(TypedDict):
+    """A Sigma filter and what it did: the rules it names (`["any"]` for any rule of its log
+    source), the rules whose condition it was ANDed onto, and warnings (a rule it names that is
+    not loaded, or whose log source it does not cover)."""
+
+    id: str | None
+    name: str | None
+    title: str
+    source: str | None
+    rules: list[str]
+    touched: list[str]  # rule ids (titles where a rule has none)
+    warnings: list[str]
+
+
 class ProgramData(TypedDict):
     format: str
     version: int
@@ -137,6 +188,8 @@ class ProgramData(TypedDict):
     errors: list[ErrorRecord]
     has_keywords: bool
     skipped: NotRequired[list[ErrorRecord]]  # rules left out as not applicable, and why
+    correlations: NotRequired[list[Correlation]]
+    filters: NotRequired[list[FilterRecord]]
 
 
 # --- expression builders: every Expr the compiler and the tools make goes through these ---
@@ -269,6 +322,14 @@ class Program:
     def errors(self) -> list[ErrorRecord]:
         return self.data["errors"]
 
+    @property
+    def correlations(self) -> list[Correlation]:
+        return self.data.get("correlations", [])
+
+    @property
+    def filters(self) -> list[FilterRecord]:
+        return self.data.get("filters", [])
+
     def to_json(self) -> bytes:
         return orjson.dumps(self.data)
 
@@ -288,20 +349,25 @@ class Program:
         rules: list[Rule],
         errors: Sequence[ErrorRecord] = (),
         skipped: Sequence[ErrorRecord] = (),
+        correlations: Sequence[Correlation] = (),
+        filters: Sequence[FilterRecord] = (),
     ) -> Program:
         """A program of this version from its parts (`has_keywords` derived from the atoms)."""
-        return cls(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                "fields": fields,
-                "atoms": atoms,
-                "rules": rules,
-                "errors": list(errors),
-                "has_keywords": any(a["field"] is None for a in atoms),
-                "skipped": list(skipped),
-            }
-        )
+        data: ProgramData = {
+            "format": FORMAT,
+            "version": VERSION,
+            "fields": fields,
+            "atoms": atoms,
+            "rules": rules,
+            "errors": list(errors),
+            "has_keywords": any(a["field"] is None for a in atoms),
+            "skipped": list(skipped),
+        }
+        if correlations:
+            data["correlations"] = list(correlations)
+        if filters:
+            data["filters"] = list(filters)
+        return cls(data)
 
     def subprogram(self, rules: Sequence[Rule]) -> Program:
         """A program of `rules` (rules of this program, possibly with new conditions) holding
@@ -373,6 +439,11 @@ class ProgramBuilder:
         del self.fields[fields:], self.atoms[atoms:], self._atom_keys[atoms:]
 
     def program(
-        self, rules: list[Rule], errors: Sequence[ErrorRecord], skipped: Sequence[ErrorRecord] = ()
+        self,
+        rules: list[Rule],
+        errors: Sequence[ErrorRecord],
+        skipped: Sequence[ErrorRecord] = (),
+        correlations: Sequence[Correlation] = (),
+        filters: Sequence[FilterRecord] = (),
     ) -> Program:
-        return Program.build(self.fields, self.atoms, rules, errors, skipped)
+        return Program.build(self.fields, self.atoms, rules, errors, skipped, correlations, filters)

@@ -17,6 +17,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.types import (
@@ -38,12 +39,14 @@ from sigma.types import (
     SpecialChars,
 )
 
+from sigmarrow.correlation.model import link_correlations
 from sigmarrow.errors import RuleError
 from sigmarrow.program import (
     Anchor,
     Compare,
     ErrorRecord,
     Expr,
+    FilterRecord,
     GlobAtom,
     Program,
     ProgramBuilder,
@@ -57,7 +60,7 @@ from sigmarrow.program import (
     negate,
     rule_record,
 )
-from sigmarrow.rules import rule_error, rule_source
+from sigmarrow.rules import rule_error, rule_key, rule_source
 
 
 class Unsupported(Exception):
@@ -267,12 +270,18 @@ def _rule_metadata(rule: SigmaRule) -> dict[str, Any]:
 
 
 def compile_rules(
-    rules: list[SigmaRule], errors: list[RuleError], skipped: Sequence[RuleError] = ()
+    rules: list[SigmaRule],
+    errors: list[RuleError],
+    skipped: Sequence[RuleError] = (),
+    correlations: Sequence[SigmaCorrelationRule] = (),
+    filters: Sequence[FilterRecord] = (),
 ) -> Program:
     """Compiles processed rules into one program; a rule that fails joins `errors`;
-    `skipped` (rules left out as not applicable) is recorded with them."""
+    `skipped` (rules left out as not applicable) is recorded with them. Correlation rules
+    are linked to the compiled rules they reference; `filters` are recorded as they are."""
     builder = ProgramBuilder()
     compiled: list[Rule] = []
+    positions: dict[int, int] = {}  # id(rule) -> RuleIndex, for the correlations
     for rule in rules:
         rc = RuleCompiler(builder)
         mark = builder.mark()
@@ -287,9 +296,12 @@ def compile_rules(
             builder.rollback(mark)
             errors.append(rule_error(rule, str(e)))
             continue
-        rule_id = str(rule.id) if rule.id else (rule.title or "")
-        compiled.append(rule_record(rule_id, condition, sorted(rc.fields), **_rule_metadata(rule)))
-    return builder.program(compiled, [_record(e) for e in errors], [_record(e) for e in skipped])
+        positions[id(rule)] = len(compiled)
+        compiled.append(rule_record(rule_key(rule), condition, sorted(rc.fields), **_rule_metadata(rule)))
+    linked = link_correlations(correlations, positions, errors)
+    return builder.program(
+        compiled, [_record(e) for e in errors], [_record(e) for e in skipped], linked, filters
+    )
 
 
 def _record(e: RuleError) -> ErrorRecord:
