@@ -458,8 +458,11 @@ def _metric(
         return _temporal(ev, start, at, inputs)
     if kind == "temporal_ordered":
         return _temporal_ordered(ev, keys, spaces, at, span, inputs)
-    refs = ev.value
-    x = np.where(refs >= 0, hits.numbers[np.maximum(refs, 0)], np.nan)  # type: ignore[operator,index]
+    refs, numbers = ev.value, hits.numbers
+    if numbers is None or not len(numbers):  # no event of the group has a value
+        x = np.full(len(refs), np.nan)
+    else:
+        x = np.where(refs >= 0, numbers[np.maximum(refs, 0)], np.nan)  # type: ignore[operator]
     x[_duplicates(ev, x, inputs)] = np.nan
     if kind in ("value_sum", "value_avg"):
         total, counted = _sums(x, start, at)
