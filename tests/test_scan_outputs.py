@@ -17,20 +17,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sigmarrow
+import test_scan
 from pyarrow import feather
 from sigmarrow.scan import scan
-from test_scan import (  # noqa: F401 (sigscan, sysmon_parquet: fixtures)
-    EXAMPLES,
-    IMAGES,
-    PORTABLE_RULE,
-    REPO,
-    expected_rows,
-    rule_file,
-    sigscan,
-    sysmon_parquet,
-)
+from test_scan import EXAMPLES, IMAGES, PORTABLE_RULE, REPO, expected_rows, rule_file
 
-import sigmarrow
+# The fixtures of the scan tests.
+sigscan = test_scan.sigscan
+sysmon_parquet = test_scan.sysmon_parquet
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "python")}
 
@@ -38,7 +33,8 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "python")}
 def big_parquet(path: Path, rows: int = 1_000_000) -> Path:
     """A file that takes the scan seconds in small batches (one hit every few rows)."""
     images = pa.array(IMAGES * (rows // len(IMAGES)), pa.string()).dictionary_encode()
-    pq.write_table(pa.table({"EventID": pa.repeat(pa.scalar(1), len(images)), "Image": images}), path)
+    events = pa.table({"EventID": pa.repeat(pa.scalar(1), len(images)), "Image": images})
+    pq.write_table(events, path)
     return path
 
 
@@ -76,7 +72,8 @@ def test_sigterm_and_sighup_leave_no_debris(tmp_path, signum, sort):
     out_dir.mkdir()
     rules = rule_file(tmp_path / "rules", PORTABLE_RULE)
     extra = ["--sort", "time"] if sort else []
-    proc = start_scan(rules, "-i", data, "-o", out_dir / "hits.parquet", "--batch-rows", "256", *extra)
+    out = out_dir / "hits.parquet"
+    proc = start_scan(rules, "-i", data, "-o", out, "--batch-rows", "256", *extra)
     wait_for_temporary(proc, out_dir)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -98,19 +95,19 @@ def test_stale_temporaries_of_a_dead_scan_are_removed(tmp_path, sigscan, sort):
     proc = start_scan(rules, "-i", data, "-o", out, "--batch-rows", "256", *extra)
     wait_for_temporary(proc, out_dir)
     proc.kill()
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     stale = temporaries(out_dir)
     assert stale and all(name.startswith(".hits.parquet.") for name in stale)
 
     from sigmarrow.scan.writers import AtomicFile
 
-    with AtomicFile(out) as live:  # a scan still running, in this process
-        small = tmp_path / "small.parquet"
-        pq.write_table(pa.table({"Image": IMAGES}), small)
-        run = sigscan(rules, "--input", small, "--output", out)
-        assert run.code == 0, run.err
-        assert temporaries(out_dir) == [Path(live.path).name]
-        live.discard()
+    live = AtomicFile(out)  # the temporary of a scan still running, in this process
+    small = tmp_path / "small.parquet"
+    pq.write_table(pa.table({"Image": IMAGES}), small)
+    run = sigscan(rules, "--input", small, "--output", out)
+    assert run.code == 0, run.err
+    assert temporaries(out_dir) == [Path(live.path).name]
+    live.discard()
     assert pq.read_table(out).column("source_row").to_pylist() == expected_rows()
     assert temporaries(out_dir) == []
 
@@ -160,10 +157,13 @@ def test_head_of_stdout_is_not_reported_as_all_hits(tmp_path):
     the summary must not say that six hits were written."""
     script = (
         f"{sys.executable} -m sigmarrow scan {EXAMPLES / 'rules'} "
-        f"--input {EXAMPLES / 'process_creation.parquet'} --output - 2>{tmp_path / 'err'} | head -2;"
+        f"--input {EXAMPLES / 'process_creation.parquet'} --output - "
+        f"2>{tmp_path / 'err'} | head -2;"
         " exit ${PIPESTATUS[0]}"
     )
-    proc = subprocess.run(["bash", "-c", script], env=ENV, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        ["bash", "-c", script], env=ENV, capture_output=True, timeout=120, check=False
+    )
     err = (tmp_path / "err").read_text()
     assert len(proc.stdout.splitlines()) == 2
     assert "hits written" not in err, err
