@@ -26,7 +26,7 @@ __all__ = ["LEVELS", "HitTally", "Progress", "RuleHits", "ScanSummary", "Skipped
 LEVELS = ("informational", "low", "medium", "high", "critical")
 #: The widths (seconds) hits over time are counted in: the finest that keeps at most
 #: :data:`MAX_TIME_BUCKETS` (rule, bucket) pairs. Each divides the next, so counts move up.
-BUCKET_SECONDS = (60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 28 * 86400, 364 * 86400)
+BUCKET_SECONDS = (1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 28 * 86400, 364 * 86400)
 MAX_TIME_BUCKETS = 20_000
 #: What the capped lists of the text summary point to.
 SEE_ALL = "--summary FILE.json lists them all"
