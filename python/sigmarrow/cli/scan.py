@@ -18,15 +18,16 @@ from sigmarrow.cli.rules import (
 )
 
 if TYPE_CHECKING:
-    from sigmarrow.scan import Progress
+    from sigmarrow.scan import Progress, ScanSummary
 
 HELP = "match rules against Parquet, Arrow IPC, JSON Lines or EVTX data; write the hits"
 
 _DESCRIPTION = """\
 Match Sigma rules against stored events: Parquet files, folders, globs and hive-partitioned
 datasets (local or object-store URIs), Arrow IPC files, JSON Lines and EVTX files. Writes one
-row per (event, rule) hit: source_file, source_row (0-based within its file), rule_id,
-rule_title, level, tags and event columns; then a summary on stderr."""
+row per (event, rule) hit: timestamp, host, channel, event_id (from the event), source_file,
+source_row (0-based within its file), rule_id, rule_title, level, tags and event columns;
+then a summary on stderr."""
 
 _EPILOG = """\
 output formats, by extension:
@@ -112,6 +113,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no progress bar and no summary; errors are still reported",
     )
+    _add_output_arguments(p)
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The timeline, the order of the hits, and the summary and report files."""
+    out = p.add_argument_group("timeline and reports")
+    # --time-field is shared with the time range (--since/--until) and correlations.
+    out.add_argument(
+        "--time-field",
+        metavar="NAME",
+        help="the event time column (default: the pipeline's mapping of the usual names, "
+        "else the first of TimeCreated, @timestamp, TimeGenerated, EventTime, timestamp, "
+        "UtcTime the data has)",
+    )
+    out.add_argument(
+        "--sort",
+        choices=["time"],
+        help="write the hits in event-time order (hits without a time last), through a "
+        "spool beside the output; memory stays bounded",
+    )
+    out.add_argument(
+        "--summary",
+        metavar="FILE.json",
+        help="also write the whole summary as JSON: every rule, host and error",
+    )
+    out.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="also write a self-contained HTML report: hits per rule, level, host and "
+        "over time, rules that failed and why",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -132,8 +164,10 @@ def run(args: argparse.Namespace) -> int:
     take_back_rules(args)
     check_rule_paths(args.rules)
     files, ignored = discover_inputs(args.input)
-    if args.output != "-":
-        check_output(args.output)  # before compiling: fail before the work, not after it
+    # Before compiling: fail before the work, not after it.
+    for path in (args.output, args.summary, args.report):
+        if path is not None and path != "-":
+            check_output(path)
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
     declared, how = logsources(args.logsource, files)
@@ -153,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
             skip_bad_files=args.skip_bad_files,
             batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS,
             progress=bar.update if bar else None,
+            time_field=args.time_field,
+            pipeline=list(args.pipeline) or None,
+            sort=args.sort,
         )
     finally:
         if bar:
@@ -160,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
     summary.ignored_files = ignored
     summary.logsource = (", ".join(map(str, declared)) + f" ({how})") if declared else how
     summary.compile_seconds, summary.compile_how = compiled.seconds, compiled.how
+    _write_reports(summary, args.summary, args.report)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
     else:  # quiet: errors only
@@ -172,6 +210,19 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_match and summary.hits:
         return EXIT_MATCHED
     return EXIT_OK
+
+
+def _write_reports(summary: ScanSummary, json_path: str | None, html_path: str | None) -> None:
+    import orjson
+
+    from sigmarrow.scan.writers import write_file
+
+    if json_path is not None:
+        write_file(json_path, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    if html_path is not None:
+        from sigmarrow.scan.report import report_html
+
+        write_file(html_path, report_html(summary).encode())
 
 
 class ProgressBar:

@@ -22,10 +22,12 @@ How it works, and why, one module each:
   when a rule has keywords, which search all of them), in batches, one file at a time, one
   batch read ahead while the engine matches the previous one.
 * :mod:`.hits` turns the engine's (row, rule) pairs into hit rows, in one schema decided
-  before the first hit for the formats that store one.
+  before the first hit for the formats that store one, each with its event's time and host.
 * :mod:`.writers` streams them into the output, under a temporary name renamed at the end,
-  so a failed scan leaves no partial file; memory follows the batches, not the hits.
-* :mod:`.summary` says what was scanned, what matched and what was not.
+  so a failed scan leaves no partial file; memory follows the batches, not the hits
+  (:mod:`.timesort` puts them in time order first, through a spool, for ``sort="time"``).
+* :mod:`.summary` says what was scanned, what matched and what was not; :mod:`.report`
+  draws it as one HTML page.
 
 This module is the loop. What depends only on a schema (which columns to read, where each
 field is, which are missing) is worked out once per schema, not per batch.
@@ -39,14 +41,13 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from sigmarrow.errors import DataError, UsageError
-from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder
+from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder, Timeline
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
-from sigmarrow.scan.summary import Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.summary import HitTally, Progress, RuleHits, ScanSummary, SkippedFile
 from sigmarrow.scan.writers import FORMATS, Output, output_format
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "RuleHits",
     "ScanSummary",
     "SkippedFile",
+    "Timeline",
     "discover_inputs",
     "output_format",
     "scan",
@@ -79,15 +81,23 @@ def scan(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[Progress], None] | None = None,
     stdout: IO[bytes] | None = None,
+    time_field: str | None = None,
+    pipeline: Any = None,
+    sort: str | None = None,
 ) -> ScanSummary:
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
     ``inputs``: paths, folders, globs or URIs (or files from :func:`discover_inputs`).
     ``output``: a path whose suffix names one of :data:`FORMATS` (``.parquet``, ``.jsonl``,
-    ``.arrow``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event columns to add
-    to every hit (``["*"]``: all of them); by default each hit carries the columns its rule
-    references. ``threads`` goes to the engine. ``progress`` is called now and then with a
-    :class:`Progress`.
+    ``.arrow``, ``.csv``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event
+    columns to add to every hit (``["*"]``: all of them); by default each hit carries the
+    columns its rule references. ``threads`` goes to the engine. ``progress`` is called now
+    and then with a :class:`Progress`.
+
+    Every hit carries its event's time, host, channel and event id (:class:`Timeline`):
+    ``time_field`` names the time column, ``pipeline`` (the rules' pipeline, as
+    ``sigmarrow.compile`` takes it) lends its field mappings to find them. ``sort="time"``
+    writes the hits in time order.
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -101,12 +111,14 @@ def scan(
     typed = output_format(output).typed
     files, ignored = _files(inputs, output)
     events = EventColumns(matcher, columns or None)
-    hits = HitBuilder(matcher.rules, events, [schema_of(f) for f in files] if typed else None)
+    timeline = Timeline(time_field, pipeline)
+    schemas = [schema_of(f) for f in files] if typed else None
+    hits = HitBuilder(matcher.rules, events, schemas, timeline)
     loop = _Loop(
         matcher,
         hits,
         Projection(
-            [*matcher.fields, *events.names],
+            [*matcher.fields, *events.names, *timeline.names],
             keywords=matcher.has_keywords,
             everything=events.everything,
         ),
@@ -121,20 +133,13 @@ def scan(
         batch_rows,
         _Reporter(progress, files, started),
     )
-    with Output(output, hits.schema, stdout) as out:
+    with Output(output, hits.schema, stdout, sort) as out:
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
     summary.seconds = time.perf_counter() - started
-    summary.hits_per_rule = sorted(
-        (
-            RuleHits(i, r.id, r.title, r.level, count)
-            for i, (r, count) in enumerate(zip(matcher.rules, loop.counts, strict=True))
-            if count
-        ),
-        key=lambda h: (-h.count, h.index),
-    )
+    loop.tally.finish(summary)
     return summary
 
 
@@ -212,7 +217,7 @@ class _Loop:
         self.threads = threads
         self.batch_rows = batch_rows
         self.reporter = reporter
-        self.counts = [0] * len(matcher.rules)
+        self.tally = HitTally(matcher.rules)
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
         """Scan one file; a file that cannot be read or matched raises a DataError naming
@@ -230,8 +235,11 @@ class _Loop:
                     missing = lacks if missing is None else missing & lacks
                     rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
                     if len(rows):
-                        out.write(self.hits.build(f, batch, offset, rows, rule_index))
-                        self._count(rule_index)
+                        hits = self.hits.build(f, batch, offset, rows, rule_index)
+                        out.write(hits)
+                        self.tally.add(rule_index, hits)
+                        self.tally.note_sources(self.hits.timeline_columns(batch.schema))
+                        summary.hits += len(rows)
                     offset += batch.num_rows
                     summary.rows += batch.num_rows
                     if tracker.total_rows:
@@ -253,11 +261,3 @@ class _Loop:
             for name in missing:
                 summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
         self.reporter.bytes_done += f.size
-
-    def _count(self, rule_index: pa.Array) -> None:
-        counts = pc.value_counts(rule_index)
-        for index, count in zip(
-            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-        ):
-            self.counts[index] += count
-        self.summary.hits += len(rule_index)

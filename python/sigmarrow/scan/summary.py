@@ -1,15 +1,35 @@
-"""What a scan reports: the summary at the end and the progress while it runs."""
+"""What a scan reports: the summary at the end and the progress while it runs.
+
+:class:`HitTally` adds up the hits batch by batch (per rule, per host, per rule over time);
+:class:`ScanSummary` holds the result and renders it: ``format()`` for people (capped lists),
+``to_dict()`` for programs (everything: ``scan --summary FILE.json``), and
+:mod:`sigmarrow.scan.report` as an HTML page.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from sigmarrow.errors import RuleError
 
-__all__ = ["Progress", "RuleHits", "ScanSummary", "SkippedFile"]
+__all__ = ["LEVELS", "HitTally", "Progress", "RuleHits", "ScanSummary", "SkippedFile"]
+
+#: Sigma's levels, lowest first.
+LEVELS = ("informational", "low", "medium", "high", "critical")
+#: The widths (seconds) hits over time are counted in: the finest that keeps at most
+#: :data:`MAX_TIME_BUCKETS` (rule, bucket) pairs. Each divides the next, so counts move up.
+BUCKET_SECONDS = (1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 28 * 86400, 364 * 86400)
+MAX_TIME_BUCKETS = 20_000
+#: What the capped lists of the text summary point to.
+SEE_ALL = "--summary FILE.json lists them all"
 
 
 @dataclass
@@ -39,6 +59,15 @@ class ScanSummary:
     hits: int = 0
     rules: int = 0
     hits_per_rule: list[RuleHits] = field(default_factory=list)
+    rules_without_hits: list[RuleHits] = field(default_factory=list)
+    #: hits per value of the hits' ``host`` column (hits without one are not counted)
+    hits_per_host: dict[str, int] = field(default_factory=dict)
+    hits_without_time: int = 0  #: hits whose event has no usable time
+    #: the event columns each timeline column came from: timestamp -> [UtcTime], ...
+    timeline_sources: dict[str, list[str]] = field(default_factory=dict)
+    time_bucket_seconds: int = 0  #: the width of the buckets of hits_over_time
+    #: rule index -> {bucket start (seconds since the epoch, UTC): hits}
+    hits_over_time: dict[int, dict[int, int]] = field(default_factory=dict)
     compile_errors: list[RuleError] = field(default_factory=list)
     #: referenced fields (columns) missing from the data: field -> files that lack it
     missing_fields: dict[str, int] = field(default_factory=dict)
@@ -54,6 +83,23 @@ class ScanSummary:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def hits_per_level(self) -> dict[str, int]:
+        """Hits per rule level, highest first (``none``: rules without a level)."""
+        counts: Counter[str] = Counter()
+        for h in self.hits_per_rule:
+            counts[h.level or "none"] += h.count
+        order = {level: -i for i, level in enumerate(LEVELS)}
+        return dict(sorted(counts.items(), key=lambda kv: order.get(kv[0], 1)))
+
+    @property
+    def errors_by_file(self) -> dict[str, list[RuleError]]:
+        """The compile errors grouped by their rule file, in the order they came."""
+        files: dict[str, list[RuleError]] = {}
+        for e in self.compile_errors:
+            files.setdefault(e.source or "<text>", []).append(e)
+        return files
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": self.output,
@@ -64,6 +110,20 @@ class ScanSummary:
             "hits": self.hits,
             "rules": self.rules,
             "hits_per_rule": [vars(h) for h in self.hits_per_rule],
+            "rules_without_hits": [vars(h) for h in self.rules_without_hits],
+            "hits_per_level": self.hits_per_level,
+            "hits_per_host": dict(sorted(self.hits_per_host.items(), key=lambda kv: -kv[1])),
+            "hits_without_time": self.hits_without_time,
+            "timeline_sources": self.timeline_sources,
+            "hits_over_time": {
+                "bucket_seconds": self.time_bucket_seconds,
+                "rules": [
+                    {"index": h.index, "id": h.id, "buckets": sorted(buckets.items())}
+                    for h in self.hits_per_rule
+                    if (buckets := self.hits_over_time.get(h.index))
+                ],
+            },
+            "compile_error_files": len(self.errors_by_file),
             "compile_errors": [dataclasses.asdict(e) for e in self.compile_errors],
             "missing_fields": dict(self.missing_fields),
             "skipped_files": [vars(s) for s in self.skipped_files],
@@ -75,6 +135,7 @@ class ScanSummary:
         }
 
     def format(self, limit: int = 20) -> str:
+        """The summary as text; lists longer than ``limit`` are cut (and say so)."""
         where = "standard output" if self.output == "-" else self.output
         lines = [
             (
@@ -93,8 +154,20 @@ class ScanSummary:
                 lines.append(
                     f"  {_n(h.count):>{width}}  {h.level or '-':<13} {h.title}  ({h.id or 'no id'})"
                 )
-            if len(self.hits_per_rule) > limit:
-                lines.append(f"  ... and {len(self.hits_per_rule) - limit} more rules")
+            lines += _more(len(self.hits_per_rule), limit, "rules")
+            levels = ", ".join(f"{level} {_n(n)}" for level, n in self.hits_per_level.items())
+            lines.append(f"hits per level: {levels}")
+        if self.hits_per_host:
+            top = sorted(self.hits_per_host.items(), key=lambda kv: (-kv[1], kv[0]))
+            shown = ", ".join(f"{host} {_n(n)}" for host, n in top[:limit])
+            more = f" and {len(top) - limit} more ({SEE_ALL})" if len(top) > limit else ""
+            lines.append(f"hits per host ({_n(len(top))} host{_s(len(top))}): {shown}{more}")
+        if self.hits_without_time:
+            tried = ", ".join(self.timeline_sources.get("timestamp", [])) or "none found"
+            lines.append(
+                f"hits without an event time: {_n(self.hits_without_time)} of {_n(self.hits)} "
+                f"(time columns: {tried}; --time-field names one)"
+            )
         if self.compile_how:
             lines.append(f"rules: {_n(self.rules)} {self.compile_how} in {self.compile_seconds:.2f} s")
         if self.logsource:
@@ -106,13 +179,21 @@ class ScanSummary:
                 lines.append(f"  {reason} ({_n(count)} rule{_s(count)})")
             if len(reasons) > limit:
                 rest = sum(c for _, c in reasons.most_common()[limit:])
-                lines.append(f"  ... and {len(reasons) - limit} more reasons ({_n(rest)} rules)")
+                lines.append(
+                    f"  ... and {len(reasons) - limit} more reasons ({_n(rest)} rules; {SEE_ALL})"
+                )
         if self.compile_errors:
-            lines.append(f"rules that could not compile ({len(self.compile_errors)}):")
-            for e in self.compile_errors[:limit]:
-                lines.append(f"  {e}")
-            if len(self.compile_errors) > limit:
-                lines.append(f"  ... and {len(self.compile_errors) - limit} more")
+            files = self.errors_by_file
+            rules = len({(e.source, e.rule_id) for e in self.compile_errors})
+            n = len(self.compile_errors)
+            lines.append(
+                f"rules that could not compile ({_n(rules)}): {_n(n)} error{_s(n)} in "
+                f"{_n(len(files))} file{_s(len(files))}, by file:"
+            )
+            for errors in list(files.values())[:limit]:
+                also = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                lines.append(f"  {errors[0]}{also}")
+            lines += _more(len(files), limit, "files")
         if self.missing_fields and self.files:
             everywhere = sorted(k for k, v in self.missing_fields.items() if v >= self.files)
             partly = sorted((k, v) for k, v in self.missing_fields.items() if v < self.files)
@@ -135,10 +216,75 @@ class ScanSummary:
             lines.append(
                 f"skipped {len(self.skipped_files)} bad file{_s(len(self.skipped_files))}:"
             )
-            for s in self.skipped_files:
+            for s in self.skipped_files[:limit]:
                 after = f" (after {_n(s.rows_read)} rows)" if s.rows_read else ""
                 lines.append(f"  {s.path}: {s.reason}{after}")
+            lines += _more(len(self.skipped_files), limit, "files")
         return "\n".join(lines)
+
+
+def _more(total: int, limit: int, what: str) -> list[str]:
+    return [f"  ... and {_n(total - limit)} more {what} ({SEE_ALL})"] if total > limit else []
+
+
+class HitTally:
+    """Adds up the hits of a scan, batch by batch: per rule, per host, and per rule over
+    time (in buckets that widen, see :data:`BUCKET_SECONDS`, so memory stays small)."""
+
+    def __init__(self, rules: Sequence[Any]) -> None:
+        self.rules = rules
+        self.per_rule = np.zeros(len(rules), np.int64)
+        self.hosts: Counter[str] = Counter()
+        self.without_time = 0
+        self.level = 0  #: index into BUCKET_SECONDS
+        self.over_time: Counter[tuple[int, int]] = Counter()  #: (rule, bucket start) -> hits
+        self.sources: dict[str, list[str]] = {}
+
+    def add(self, rule_index: pa.Array, hits: pa.RecordBatch) -> None:
+        rules = rule_index.to_numpy(zero_copy_only=False).astype(np.int64)
+        np.add.at(self.per_rule, rules, 1)
+        hosts = pc.value_counts(hits.column("host").drop_null())
+        names, counts = hosts.field("values").to_pylist(), hosts.field("counts").to_pylist()
+        self.hosts.update(dict(zip(names, counts, strict=True)))
+        times = hits.column("timestamp")
+        usable = times.is_valid().to_numpy(zero_copy_only=False)
+        self.without_time += int(len(usable) - usable.sum())
+        micros = pc.fill_null(times.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        width = BUCKET_SECONDS[self.level]
+        pairs = np.stack([rules[usable], micros[usable] // 1_000_000 // width * width])
+        keys, n = np.unique(pairs, axis=1, return_counts=True)
+        self.over_time.update(dict(zip(map(tuple, keys.T.tolist()), n.tolist(), strict=True)))
+        while len(self.over_time) > MAX_TIME_BUCKETS and self.level + 1 < len(BUCKET_SECONDS):
+            self.level += 1
+            width = BUCKET_SECONDS[self.level]
+            wider: Counter[tuple[int, int]] = Counter()
+            for (rule, start), count in self.over_time.items():
+                wider[rule, start // width * width] += count
+            self.over_time = wider
+
+    def note_sources(self, columns: dict[str, str | None]) -> None:
+        """Record which event columns the timeline columns of a file came from."""
+        for hit, name in columns.items():
+            if name is not None and name not in self.sources.setdefault(hit, []):
+                self.sources[hit].append(name)
+
+    def finish(self, summary: ScanSummary) -> None:
+        """Put the totals into ``summary``."""
+        hits = [
+            RuleHits(i, r.id, r.title, r.level, int(count))
+            for i, (r, count) in enumerate(zip(self.rules, self.per_rule, strict=True))
+        ]
+        matched = (h for h in hits if h.count)
+        summary.hits_per_rule = sorted(matched, key=lambda h: (-h.count, h.index))
+        summary.rules_without_hits = [h for h in hits if not h.count]
+        summary.hits_per_host = dict(self.hosts)
+        summary.hits_without_time = self.without_time
+        summary.timeline_sources = {k: v for k, v in self.sources.items() if v}
+        summary.time_bucket_seconds = BUCKET_SECONDS[self.level]
+        over_time: dict[int, dict[int, int]] = {}
+        for (rule, start), count in sorted(self.over_time.items()):
+            over_time.setdefault(rule, {})[start] = count
+        summary.hits_over_time = over_time
 
 
 def _n(value: int) -> str:
