@@ -308,10 +308,10 @@ def test_json_line_over_the_limit_is_a_clear_error(sigscan, tmp_path):
     assert f"{data}: line 2 is longer than 16 MiB" in run.err
     # A JSON document with a value that large: the same limit.
     data = tmp_path / "events.json"
-    data.write_text(json.dumps([{"Image": HIT}, {"Image": "x" * (MAX_JSON_BYTES + 10)}]))
+    data.write_text(json.dumps([{"Image": HIT}, {"Image": "x" * (MAX_JSON_BYTES + 10)}], indent=1))
     run = sigscan("-i", data, "-o", "-")
     assert run.code == 2
-    assert f"{data}: the JSON value at line 1 is larger than 16 MiB" in run.err
+    assert f"{data}: the JSON value at line 5 is larger than 16 MiB" in run.err
 
 
 def test_evtx_errors_say_what_is_wrong(sigscan, tmp_path):
@@ -321,7 +321,7 @@ def test_evtx_errors_say_what_is_wrong(sigscan, tmp_path):
     run = sigscan("-i", data, "-o", "-")
     assert run.code == 2
     message = run.err.strip().splitlines()[-1]
-    assert message.startswith(f"sigmarrow scan: error: {data}: not a readable .evtx file"), message
+    assert message.startswith(f"sigmarrow scan: error: {data}: truncated .evtx file: its header"), message
     assert message.count(str(data)) == 1
 
 

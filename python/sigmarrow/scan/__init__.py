@@ -17,6 +17,8 @@ How it works, and why, one module each:
   file and row, a bad file can be skipped, and files of one dataset may differ in schema (a
   column that a file lacks is absent there) or in physical type (plain or
   dictionary-encoded strings).
+* :mod:`.timerange` is the time range: files of date partitions outside it are never
+  opened, Parquet row groups outside it never read, and the other rows filtered exactly.
 * :mod:`.readers` reads only the columns the rules reference (``Matcher.fields`` that the
   file has, struct columns for dotted paths, the requested ones, and every string column
   when a rule has keywords, which search all of them), in batches, one file at a time, one
@@ -42,11 +44,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from sigmarrow.columns import bind
 from sigmarrow.errors import DataError, UsageError
 from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
 from sigmarrow.scan.summary import Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.timerange import TimeRange
 from sigmarrow.scan.writers import FORMATS, Output, output_format
 
 __all__ = [
@@ -58,13 +62,14 @@ __all__ = [
     "RuleHits",
     "ScanSummary",
     "SkippedFile",
+    "TimeRange",
     "discover_inputs",
     "output_format",
     "scan",
 ]
 
 #: Rows per batch handed to the engine. Parquet batches never span row groups, so a
-#: batch can be smaller.
+#: batch can be smaller (and so can a JSON batch of large events).
 DEFAULT_BATCH_ROWS = 65_536
 
 
@@ -79,6 +84,7 @@ def scan(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[Progress], None] | None = None,
     stdout: IO[bytes] | None = None,
+    time_range: TimeRange | None = None,
 ) -> ScanSummary:
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
@@ -87,7 +93,8 @@ def scan(
     ``.arrow``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event columns to add
     to every hit (``["*"]``: all of them); by default each hit carries the columns its rule
     references. ``threads`` goes to the engine. ``progress`` is called now and then with a
-    :class:`Progress`.
+    :class:`Progress`. ``time_range`` (:meth:`TimeRange.parse`) keeps only the events in
+    it; what it skipped unread and left out is counted in the summary.
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -100,6 +107,7 @@ def scan(
     output = os.fspath(output)
     typed = output_format(output).typed
     files, ignored = _files(inputs, output)
+    files, pruned = time_range.prune(files) if time_range else (files, 0)
     events = EventColumns(matcher, columns or None)
     hits = HitBuilder(matcher.rules, events, [schema_of(f) for f in files] if typed else None)
     loop = _Loop(
@@ -109,6 +117,7 @@ def scan(
             [*matcher.fields, *events.names],
             keywords=matcher.has_keywords,
             everything=events.everything,
+            time_range=time_range,
         ),
         ScanSummary(
             output=output,
@@ -116,10 +125,14 @@ def scan(
             compile_errors=list(matcher.errors),
             skipped_rules=list(matcher.skipped),
             ignored_files=ignored,
+            time_range=time_range.describe() if time_range else "",
+            files_pruned=pruned,
         ),
         threads,
         batch_rows,
         _Reporter(progress, files, started),
+        time_range,
+        [] if events.everything or not columns else list(events.names),
     )
     with Output(output, hits.schema, stdout) as out:
         for f in files:
@@ -127,6 +140,8 @@ def scan(
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
     summary.seconds = time.perf_counter() - started
+    if summary.files:
+        summary.columns_not_found = list(loop.unfound)
     summary.hits_per_rule = sorted(
         (
             RuleHits(i, r.id, r.title, r.level, count)
@@ -204,6 +219,8 @@ class _Loop:
         threads: int | None,
         batch_rows: int,
         reporter: _Reporter,
+        time_range: TimeRange | None,
+        requested: list[str],
     ) -> None:
         self.matcher = matcher
         self.hits = hits
@@ -212,6 +229,8 @@ class _Loop:
         self.threads = threads
         self.batch_rows = batch_rows
         self.reporter = reporter
+        self.time_range = time_range
+        self.unfound = dict.fromkeys(requested)  #: requested columns no batch has had yet
         self.counts = [0] * len(matcher.rules)
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
@@ -220,22 +239,21 @@ class _Loop:
         summary = self.summary
         self.reporter.report(summary, f.display, force=True)
         tracker = FileProgress()
-        offset = 0
+        done = 0  # rows of the file read so far
         missing: set[str] | None = None  # the referenced fields no batch of the file has
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
-                for batch in batches:
+                for offset, batch in batches:
                     lacks = set(self.matcher.missing_fields(batch.schema))
                     missing = lacks if missing is None else missing & lacks
-                    rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
-                    if len(rows):
-                        out.write(self.hits.build(f, batch, offset, rows, rule_index))
-                        self._count(rule_index)
-                    offset += batch.num_rows
-                    summary.rows += batch.num_rows
+                    if self.unfound:
+                        for name in bind(batch.schema, list(self.unfound)).found:
+                            del self.unfound[name]
+                    self._match(f, out, offset, batch)
+                    done += batch.num_rows
                     if tracker.total_rows:
-                        fraction = f.size * min(offset / tracker.total_rows, 1.0)
+                        fraction = f.size * min((offset + batch.num_rows) / tracker.total_rows, 1.0)
                         self.reporter.report(summary, f.display, fraction)
             finally:
                 batches.close()
@@ -245,14 +263,34 @@ class _Loop:
             message = reason(exc)
             if not skip_bad_files:
                 raise DataError(f"{f.display}: {message}") from None
-            summary.skipped_files.append(SkippedFile(f.display, message, offset))
+            summary.skipped_files.append(SkippedFile(f.display, message, done))
         else:
             summary.files += 1
-            if missing is None:  # no batch at all
+            if missing is None:  # no batch at all (JSON without events): no columns
                 missing = set(self.matcher.missing_fields(pa.schema([])))
             for name in missing:
                 summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
+        summary.row_groups_pruned += tracker.row_groups_pruned
+        summary.rows_pruned += tracker.rows_pruned
         self.reporter.bytes_done += f.size
+
+    def _match(self, f: InputFile, out: Output, offset: int, batch: pa.RecordBatch) -> None:
+        """Match the rows of a batch in the time range; write their hits."""
+        summary = self.summary
+        inside, matched = None, batch
+        if self.time_range is not None:
+            inside, out_of_range, without_time = self.time_range.rows(batch)
+            summary.rows_out_of_range += out_of_range
+            summary.rows_without_time += without_time
+            if inside is not None:
+                matched = batch.take(inside)
+        rows, rule_index = self.matcher.match_indices(matched, threads=self.threads)
+        if len(rows):
+            if inside is not None:
+                rows = inside.take(rows)  # back to the rows of the batch
+            out.write(self.hits.build(f, batch, offset, rows, rule_index))
+            self._count(rule_index)
+        summary.rows += matched.num_rows
 
     def _count(self, rule_index: pa.Array) -> None:
         counts = pc.value_counts(rule_index)
