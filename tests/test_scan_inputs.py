@@ -211,12 +211,15 @@ EVENTS = [{"Image": HIT, "n": {"depth": 1}}, {"Image": MISS}, {"Image": HIT, "n"
         "\n".join(json.dumps(e, indent=4) for e in EVENTS),  # concatenated objects
         "".join(json.dumps(e) for e in EVENTS),  # concatenated on one line
         "\n".join(json.dumps(e) for e in EVENTS) + "\n",  # JSON Lines
+        "\ufeff" + json.dumps(EVENTS, indent=2),  # with the byte order mark Windows tools write
     ],
-    ids=["array", "concatenated", "one line", "JSON Lines"],
+    ids=["array", "concatenated", "one line", "JSON Lines", "BOM"],
 )
-def test_json_documents(matcher, tmp_path, text):
-    data = tmp_path / "events.json"
-    data.write_text(text)
+@pytest.mark.parametrize("name", ["events.json", "events.json.gz"])
+def test_json_documents(matcher, tmp_path, text, name):
+    data = tmp_path / name
+    with pa.CompressedOutputStream(str(data), "gzip") if name.endswith(".gz") else open(data, "wb") as f:
+        f.write(text.encode())
     out = tmp_path / "hits.parquet"
     summary = scan(matcher, [data], out)
     assert [row for _, row in hits_of(out)] == [0, 2]

@@ -58,9 +58,11 @@ class InputFile:
 
 def _kind_from_name(name: str) -> str | None:
     lower = name.lower()
-    for suffix in (".gz", ".zst", ".bz2"):  # compressed JSON Lines: pyarrow decompresses
+    for suffix in (".gz", ".zst", ".bz2"):  # compressed JSON: pyarrow decompresses
         if lower.endswith((".jsonl" + suffix, ".ndjson" + suffix)):
             return "jsonl"
+        if lower.endswith(".json" + suffix):
+            return "json"
     return _EXTENSIONS.get(os.path.splitext(lower)[1])
 
 

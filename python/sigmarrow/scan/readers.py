@@ -289,6 +289,8 @@ def _json_values(stream: io.BufferedReader, documents: bool) -> Iterator[tuple[i
         if not line:
             return
         lineno += 1
+        if lineno == 1:
+            line = line.removeprefix(codecs.BOM_UTF8)  # as Windows tools write UTF-8
         if len(line.rstrip(b"\r\n")) > MAX_JSON_BYTES:
             raise DataError(f"line {lineno} is longer than {_MAX_JSON} (the limit for one event)")
         if not line.strip():
@@ -323,13 +325,14 @@ class _JsonText:
 
     def more(self, size: int = _CHUNK) -> bool:
         """Read on (dropping what was consumed); False at the end of the stream."""
-        if self.ended:
+        data = b"" if self.ended else self.stream.read(size)
+        if not data:
+            self.ended = True
+            self.utf8.decode(b"", final=True)  # raises for a UTF-8 sequence cut at the end
             return False
-        data = self.stream.read(size)
-        self.ended = not data
-        self.text = self.text[self.pos :] + self.utf8.decode(data, final=self.ended)
+        self.text = self.text[self.pos :] + self.utf8.decode(data)
         self.pos = 0
-        return not self.ended
+        return True
 
     def advance(self, end: int) -> None:
         self.line += self.text.count("\n", self.pos, end)
@@ -357,16 +360,20 @@ class _JsonText:
                 # Perhaps only cut short: read on (doubling, so that a long value is parsed
                 # a few times, not once per chunk); at the end, say what is wrong.
                 if not self.more(max(_CHUNK, pending)):
-                    line = self.line + self.text.count("\n", self.pos, exc.pos)
-                    column = exc.pos - self.text.rfind("\n", 0, exc.pos)
-                    raise DataError(
-                        f"line {line} column {column} is not valid JSON: {exc.msg}"
-                    ) from None
+                    raise self._invalid(exc) from None
         size = end - self.pos
         if size > MAX_JSON_BYTES:
             raise self._too_large()
         self.advance(end)
         return value, size
+
+    def _invalid(self, exc: json.JSONDecodeError) -> DataError:
+        line = self.line + self.text.count("\n", self.pos, exc.pos)
+        column = exc.pos - self.text.rfind("\n", 0, exc.pos)
+        where = f"line {line} column {column}"
+        if line == self.line:
+            return DataError(f"{where} is not valid JSON: {exc.msg}")
+        return DataError(f"the JSON value at line {self.line} is not valid: {exc.msg} at {where}")
 
     def _too_large(self) -> DataError:
         return DataError(
