@@ -296,9 +296,11 @@ def test_symlink_loops_are_walked_once(matcher, tmp_path):
     assert [f.display for f in files] == [str(lake / "a" / "b" / "x.parquet")]
     summary = scan(matcher, files, tmp_path / "hits.parquet")
     assert summary.hits == 1
-    # The same through a recursive glob.
+    # The same through a recursive glob, and a file:// URI.
     files, _ = discover_inputs([str(lake / "**" / "*.parquet")])
     assert [f.display for f in files] == [str(lake / "a" / "b" / "x.parquet")]
+    files, _ = discover_inputs([lake.as_uri()])
+    assert [f.display for f in files] == [lake.as_uri() + "/a/b/x.parquet"]
 
 
 def test_json_line_over_the_limit_is_a_clear_error(sigscan, tmp_path):

@@ -116,11 +116,11 @@ def _files_under(
 ) -> tuple[list[InputFile], int]:
     """Data files in a folder (recursive), and how many other files were ignored."""
     try:
-        if uri:
+        if isinstance(fs, pafs.LocalFileSystem):  # also file:// URIs
+            listed = _walk(base)
+        else:
             infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
             listed = [(i.path, i.size or 0) for i in infos if i.type == pafs.FileType.File]
-        else:
-            listed = _walk(base)
     except OSError as exc:
         raise SigmarrowError(f"cannot list input folder {shown}: {reason(exc)}") from None
     files, ignored = [], 0
@@ -271,7 +271,8 @@ def discover_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Inpu
             raise SigmarrowError(f"input not found: {spec}")
         for f in found:
             # The same file named twice (or reached through a link) is scanned once.
-            key = f.path if uri else os.path.realpath(f.path)
+            local = isinstance(f.filesystem, pafs.LocalFileSystem)
+            key = os.path.realpath(f.path) if local else f.path
             if key not in seen:
                 seen.add(key)
                 files.append(f)

@@ -24,7 +24,6 @@ from sigmarrow.columns import bind, is_string
 from sigmarrow.errors import DataError
 from sigmarrow.scan.inputs import InputFile, reason
 from sigmarrow.scan.timerange import TimeRange
-from sigmarrow.times import DEFAULT_TIME_FIELDS
 
 __all__ = ["MAX_JSON_BYTES", "FileProgress", "Projection", "json_text", "read", "schema_of"]
 
@@ -53,16 +52,13 @@ class Projection:
         self.keywords = keywords
         self.everything = everything
         self.time_range = time_range
-        #: the names the time range may read its times from
-        self.times: tuple[str, ...] = () if time_range is None else (
-            (time_range.field,) if time_range.field else DEFAULT_TIME_FIELDS
-        )
+        self.times = time_range.fields if time_range else ()  #: where times may be read
 
     def columns(self, schema: pa.Schema) -> list[str]:
         if self.everything:
             return list(schema.names)
         time_field = self.time_range.column(schema) if self.time_range else None
-        wanted = set(bind(schema, [*self.names, *filter(None, [time_field])]).columns)
+        wanted = set(bind(schema, [*self.names, time_field] if time_field else self.names).columns)
         if self.keywords:
             wanted.update(f.name for f in schema if is_string(f.type))
         return [n for n in schema.names if n in wanted]

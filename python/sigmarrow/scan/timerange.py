@@ -90,9 +90,14 @@ class TimeRange:
         ]
         return kept, len(files) - len(kept)
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The names the time may be read from, in order."""
+        return (self.field,) if self.field else DEFAULT_TIME_FIELDS
+
     def column(self, schema: pa.Schema) -> str | None:
         """The time field in ``schema`` (a column or dotted path), or None."""
-        return first_present(schema, DEFAULT_TIME_FIELDS, self.field)
+        return first_present(schema, self.fields)
 
     def row_groups(self, metadata: pq.FileMetaData, schema: pa.Schema) -> list[bool]:
         """Whether each row group of a Parquet file may hold events in the range, by the
@@ -130,7 +135,7 @@ class TimeRange:
         return pa.array(np.flatnonzero(inside)), timed - kept, batch.num_rows - timed
 
     def describe(self) -> str:
-        """For the summary: ``2026-11-01T00:00:00Z to 2026-12-01T00:00:00Z (excluded) on X``."""
+        """For the summary: ``2026-11-01T00:00:00Z to 2026-12-01T00:00:00Z (excluded), on X``."""
         since = _iso(self.since) if self.since is not None else "the start"
         until = f"{_iso(self.until)} (excluded)" if self.until is not None else "the end"
         on = self.field or "the first present of " + ", ".join(DEFAULT_TIME_FIELDS)
