@@ -17,6 +17,8 @@ How it works, and why, one module each:
   file and row, a bad file can be skipped, and files of one dataset may differ in schema (a
   column that a file lacks is absent there) or in physical type (plain or
   dictionary-encoded strings).
+* :mod:`.timerange` is the time range: files of date partitions outside it are never
+  opened, Parquet row groups outside it never read, and the other rows filtered exactly.
 * :mod:`.readers` reads only the columns the rules reference (``Matcher.fields`` that the
   file has, struct columns for dotted paths, the requested ones, and every string column
   when a rule has keywords, which search all of them), in batches, one file at a time, one
@@ -43,11 +45,13 @@ from typing import IO, Any, cast
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from sigmarrow.columns import bind
 from sigmarrow.errors import DataError, UsageError
 from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder, Timeline
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
 from sigmarrow.scan.summary import HitTally, Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.timerange import TimeRange
 from sigmarrow.scan.writers import FORMATS, Output, output_format
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "RuleHits",
     "ScanSummary",
     "SkippedFile",
+    "TimeRange",
     "Timeline",
     "discover_inputs",
     "output_format",
@@ -66,7 +71,7 @@ __all__ = [
 ]
 
 #: Rows per batch handed to the engine. Parquet batches never span row groups, so a
-#: batch can be smaller.
+#: batch can be smaller (and so can a JSON batch of large events).
 DEFAULT_BATCH_ROWS = 65_536
 
 
@@ -84,6 +89,7 @@ def scan(
     time_field: str | None = None,
     pipeline: Any = None,
     sort: str | None = None,
+    time_range: TimeRange | None = None,
 ) -> ScanSummary:
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
@@ -92,7 +98,8 @@ def scan(
     ``.arrow``, ``.csv``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event
     columns to add to every hit (``["*"]``: all of them); by default each hit carries the
     columns its rule references. ``threads`` goes to the engine. ``progress`` is called now
-    and then with a :class:`Progress`.
+    and then with a :class:`Progress`. ``time_range`` (:meth:`TimeRange.parse`) keeps only
+    the events in it; what it skipped unread and left out is counted in the summary.
 
     Every hit carries its event's time, host, channel and event id (:class:`Timeline`):
     ``time_field`` names the time column, ``pipeline`` (the rules' pipeline, as
@@ -110,6 +117,7 @@ def scan(
     output = os.fspath(output)
     typed = output_format(output).typed
     files, ignored = _files(inputs, output)
+    files, pruned = time_range.prune(files) if time_range else (files, 0)
     events = EventColumns(matcher, columns or None)
     timeline = Timeline(time_field, pipeline)
     schemas = [schema_of(f) for f in files] if typed else None
@@ -121,6 +129,7 @@ def scan(
             [*matcher.fields, *events.names, *timeline.names],
             keywords=matcher.has_keywords,
             everything=events.everything,
+            time_range=time_range,
         ),
         ScanSummary(
             output=output,
@@ -128,10 +137,14 @@ def scan(
             compile_errors=list(matcher.errors),
             skipped_rules=list(matcher.skipped),
             ignored_files=ignored,
+            time_range=time_range.describe() if time_range else "",
+            files_pruned=pruned,
         ),
         threads,
         batch_rows,
         _Reporter(progress, files, started),
+        time_range,
+        [] if events.everything or not columns else list(events.names),
     )
     with Output(output, hits.schema, stdout, sort) as out:
         for f in files:
@@ -139,6 +152,8 @@ def scan(
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
     summary.seconds = time.perf_counter() - started
+    if summary.files:
+        summary.columns_not_found = list(loop.unfound)
     loop.tally.finish(summary)
     return summary
 
@@ -209,6 +224,8 @@ class _Loop:
         threads: int | None,
         batch_rows: int,
         reporter: _Reporter,
+        time_range: TimeRange | None,
+        requested: list[str],
     ) -> None:
         self.matcher = matcher
         self.hits = hits
@@ -218,6 +235,8 @@ class _Loop:
         self.batch_rows = batch_rows
         self.reporter = reporter
         self.tally = HitTally(matcher.rules)
+        self.time_range = time_range
+        self.unfound = dict.fromkeys(requested)  #: requested columns no batch has had yet
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
         """Scan one file; a file that cannot be read or matched raises a DataError naming
@@ -225,25 +244,21 @@ class _Loop:
         summary = self.summary
         self.reporter.report(summary, f.display, force=True)
         tracker = FileProgress()
-        offset = 0
+        done = 0  # rows of the file read so far
         missing: set[str] | None = None  # the referenced fields no batch of the file has
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
-                for batch in batches:
+                for offset, batch in batches:
                     lacks = set(self.matcher.missing_fields(batch.schema))
                     missing = lacks if missing is None else missing & lacks
-                    rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
-                    if len(rows):
-                        hits = self.hits.build(f, batch, offset, rows, rule_index)
-                        out.write(hits)
-                        self.tally.add(rule_index, hits)
-                        self.tally.note_sources(self.hits.timeline_columns(batch.schema))
-                        summary.hits += len(rows)
-                    offset += batch.num_rows
-                    summary.rows += batch.num_rows
+                    if self.unfound:
+                        for name in bind(batch.schema, list(self.unfound)).found:
+                            del self.unfound[name]
+                    self._match(f, out, offset, batch)
+                    done += batch.num_rows
                     if tracker.total_rows:
-                        fraction = f.size * min(offset / tracker.total_rows, 1.0)
+                        fraction = f.size * min((offset + batch.num_rows) / tracker.total_rows, 1.0)
                         self.reporter.report(summary, f.display, fraction)
             finally:
                 batches.close()
@@ -253,11 +268,34 @@ class _Loop:
             message = reason(exc)
             if not skip_bad_files:
                 raise DataError(f"{f.display}: {message}") from None
-            summary.skipped_files.append(SkippedFile(f.display, message, offset))
+            summary.skipped_files.append(SkippedFile(f.display, message, done))
         else:
             summary.files += 1
-            if missing is None:  # no batch at all
+            if missing is None:  # no batch at all (JSON without events): no columns
                 missing = set(self.matcher.missing_fields(pa.schema([])))
             for name in missing:
                 summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
+        summary.row_groups_pruned += tracker.row_groups_pruned
+        summary.rows_pruned += tracker.rows_pruned
         self.reporter.bytes_done += f.size
+
+    def _match(self, f: InputFile, out: Output, offset: int, batch: pa.RecordBatch) -> None:
+        """Match the rows of a batch in the time range; write their hits."""
+        summary = self.summary
+        inside, matched = None, batch
+        if self.time_range is not None:
+            inside, out_of_range, without_time = self.time_range.rows(batch)
+            summary.rows_out_of_range += out_of_range
+            summary.rows_without_time += without_time
+            if inside is not None:
+                matched = batch.take(inside)
+        rows, rule_index = self.matcher.match_indices(matched, threads=self.threads)
+        if len(rows):
+            if inside is not None:
+                rows = inside.take(rows)  # back to the rows of the batch
+            hits = self.hits.build(f, batch, offset, rows, rule_index)
+            out.write(hits)
+            self.tally.add(rule_index, hits)
+            self.tally.note_sources(self.hits.timeline_columns(batch.schema))
+            summary.hits += len(rows)
+        summary.rows += matched.num_rows

@@ -78,6 +78,14 @@ class ScanSummary:
     logsource: str = ""  #: the log sources the data was taken to hold, and how they were found
     compile_seconds: float = 0.0  #: compiling the rules (or loading them) before the scan
     compile_how: str = ""  #: "compiled", "from the cache", "loaded FILE"
+    # The inputs: what a time range skipped unread or left out, requested columns not found.
+    time_range: str = ""  #: the range (--since/--until) and its time field; "" for none
+    files_pruned: int = 0  #: files never opened: their date partitions miss the range
+    row_groups_pruned: int = 0  #: Parquet row groups never read: their statistics miss it
+    rows_pruned: int = 0  #: the rows of those row groups
+    rows_out_of_range: int = 0  #: rows read and left out: their time is outside the range
+    rows_without_time: int = 0  #: rows read and left out: they have no usable time
+    columns_not_found: list[str] = field(default_factory=list)  #: requested, in no input
 
     @property
     def rows_per_second(self) -> float:
@@ -207,6 +215,20 @@ class ScanSummary:
                 shown = ", ".join(f"{k} ({v} of {self.files} files)" for k, v in partly[:limit])
                 more = f" and {len(partly) - limit} more" if len(partly) > limit else ""
                 lines.append(f"referenced columns missing from some files: {shown}{more}")
+        if self.time_range:
+            lines.append(
+                f"time range {self.time_range}: skipped unread {_n(self.files_pruned)} "
+                f"file{_s(self.files_pruned)} (partitions), {_n(self.row_groups_pruned)} row "
+                f"group{_s(self.row_groups_pruned)} ({_n(self.rows_pruned)} rows); left out "
+                f"{_n(self.rows_out_of_range)} row{_s(self.rows_out_of_range)} out of the range"
+                f", {_n(self.rows_without_time)} row{_s(self.rows_without_time)} without a "
+                "usable time"
+            )
+        if self.columns_not_found:
+            lines.append(
+                "requested columns no input has (null in every hit): "
+                + ", ".join(self.columns_not_found)
+            )
         if self.ignored_files:
             lines.append(
                 f"ignored {self.ignored_files} file{_s(self.ignored_files)} in input "
