@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from sigmahq import SIGMA_DIR, RegressionCase, regression_cases
+from sigmahq import RegressionCase, regression_cases
 from sigmarrow.evtx import read_evtx
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -42,13 +42,6 @@ class Lake:
         """The rows of the case's own ``.evtx`` file."""
         i = self.cases.index(case)
         return range(self.starts[i], self.starts[i + 1])
-
-    def file_of_row(self, row: int) -> str:
-        """The regression file (relative to the SigmaHQ checkout) a row was read from."""
-        for i, case in enumerate(self.cases):
-            if self.starts[i] <= row < self.starts[i + 1]:
-                return str(case.evtx.relative_to(SIGMA_DIR))
-        raise IndexError(row)
 
 
 def unify(tables: Sequence[pa.Table]) -> pa.Table:

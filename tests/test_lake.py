@@ -8,7 +8,8 @@ once per pipeline (``windows``; ``sysmon`` + ``windows-logsources``) with
 - every regression case's rule is compiled (none is left out as not applicable or not
   routed) and fires at least ``match_count`` times on the rows of its own file;
 - no rule fires on a row of a channel (or, where pySigma states them, an event id) that its
-  log source does not allow: the table is :func:`allowed_channels`, from pySigma's own
+  log source does not allow, on this table and on a widened one whose synthetic events of 28
+  channels collide in event ids: the table is :func:`allowed_channels`, from pySigma's own
   mappings, not from the pipelines under test;
 - every rule's hits equal the reference evaluator's (``sigmarrow.reference``), for both
   pipelines: every rule on a sample of the rows, and on all rows every rule that fires
@@ -40,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
-from lake import SYSMON, filled_per_row, regression_lake
+from lake import SYSMON, filled_per_row, regression_lake, widen
 from sigma.collection import SigmaCollection
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.windows.windows import windows_generic_category_channel_mapping
@@ -162,12 +163,6 @@ def rule_logsource(source: str) -> dict[str, str]:
     return logsource_of(Path(source).read_text(encoding="utf-8"))
 
 
-def describe_row(row: int) -> str:
-    event = regression_lake().table.slice(row, 1).to_pylist()[0]
-    return (f"row {row} ({regression_lake().file_of_row(row)}: Channel {event.get('Channel')!r}, "
-            f"EventID {event.get('EventID')})")
-
-
 # --------------------------------------------------------------------------------------
 # The table
 # --------------------------------------------------------------------------------------
@@ -225,22 +220,51 @@ def test_regression_case_in_the_lake(pipeline: str, case: RegressionCase) -> Non
     )
 
 
-@pytest.mark.parametrize("pipeline", PIPELINES)
-def test_no_rule_fires_outside_its_channel(pipeline: str) -> None:
-    result = run(pipeline)
-    channel = regression_lake().table.column("Channel").to_pylist()
-    event_id = regression_lake().table.column("EventID").to_pylist()
+#: Rows of the widened lake (tests/lake.py `widen`): the regression events among synthetic
+#: events of 28 channels whose event ids collide (4625 in Security and Application, ...).
+WIDE_ROWS = 20_000
+
+
+@functools.cache
+def wide_lake() -> pa.Table:
+    return widen(regression_lake().table, WIDE_ROWS)
+
+
+def outside_channel(matcher: sigmarrow.Matcher, table: pa.Table, pipeline: str) -> list[str]:
+    """The hits of rules on rows whose channel (or event id) their log source does not allow."""
+    channel = table.column("Channel").to_pylist()
+    event_id = table.column("EventID").to_pylist()
+    rows, indices = matcher.match_indices(table)
     wrong = []
-    for rule in result.matcher.rules:
+    for row, index in zip(rows.to_pylist(), indices.to_pylist(), strict=True):
+        rule = matcher.rules[index]
         allowed = allowed_channels(rule_logsource(rule.source), pipeline)
-        for row in result.hits.get(rule.id.lower(), []):
-            if allowed is None:
-                continue
-            ids = allowed.get(channel[row], frozenset())
-            if channel[row] not in allowed or (ids is not None and event_id[row] not in ids):
-                wrong.append(f"{rule.title!r} ({rule.id}, {rule_logsource(rule.source)}) on "
-                             f"{describe_row(row)}; allowed {allowed}")
+        if allowed is None:
+            continue
+        ids = allowed.get(channel[row], frozenset())
+        if channel[row] not in allowed or (ids is not None and event_id[row] not in ids):
+            wrong.append(f"{rule.title!r} ({rule.id}, {rule_logsource(rule.source)}) on row {row}: "
+                         f"Channel {channel[row]!r}, EventID {event_id[row]}; allowed {allowed}")
+    return wrong
+
+
+@pytest.mark.parametrize("table", ["regression", "widened"])
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_no_rule_fires_outside_its_channel(pipeline: str, table: str) -> None:
+    data = regression_lake().table if table == "regression" else wide_lake()
+    wrong = outside_channel(run(pipeline).matcher, data, pipeline)
     assert not wrong, f"{len(wrong)} hits outside the rule's channel:\n" + "\n".join(wrong[:30])
+
+
+def test_the_channel_check_sees_routing_by_event_id_alone() -> None:
+    """Without channel tests (the sysmon pipeline routes nothing but Sysmon event ids, and
+    `unrouted` runs the service rules everywhere), the check above finds the issue's
+    example: "Failed Logon From Public IP" (Security 4625) on Application events 4625."""
+    m = sigmarrow.compile(SIGMA_DIR / "rules/windows/builtin/security", pipeline="sysmon",
+                          logsource="windows", unrouted=True)
+    wrong = outside_channel(m, wide_lake(), "windows")
+    assert any("'Failed Logon From Public IP'" in w and "'Application', EventID 4625" in w
+               for w in wrong), wrong[:5]
 
 
 #: Every SAMPLE_EVERY-th Sysmon row (and every row of another channel) is compared for all rules.
