@@ -12,6 +12,9 @@ events of the other channels of a real lake (Security, System, Application, BITS
 so that the result has ~600 columns, each row filling 10-40 of them (the shape measured on a
 public collection of real attack EVTX samples, issue 10).
 
+:func:`compile_with_rules` and :func:`reference_disagreements` compile a rule set with a
+pipeline and compare the engine's hits with the reference evaluator's on such a table.
+
 Used by ``tests/test_lake.py`` and ``benches/bench_lake.py``.
 """
 
@@ -19,13 +22,20 @@ from __future__ import annotations
 
 import functools
 import random
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import sigmarrow
+from sigma.collection import SigmaCollection
 from sigmahq import RegressionCase, regression_cases
+from sigmarrow import reference
+from sigmarrow.compiler import compile_rules
 from sigmarrow.evtx import read_evtx
+from sigmarrow.rules import load_rules
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
 
@@ -307,3 +317,85 @@ def widen(base: pa.Table, rows: int, *, columns: int = 600, real_share: float = 
             event[name] = _value(rng, name, pools[name])
         built.put(order[real + record], event)
     return built.table(rows)
+
+
+# --------------------------------------------------------------------------------------
+# The rules on such a table, against the reference evaluator
+# --------------------------------------------------------------------------------------
+
+
+def compile_with_rules(
+    sources: Any, pipeline: Any, logsource: str = "windows"
+) -> tuple[sigmarrow.Matcher, list[Any]]:
+    """What ``sigmarrow.compile(sources, pipeline, logsource)`` compiles, and the pySigma rules
+    it compiled (processed by the pipeline: what the reference must evaluate), in the
+    matcher's rule order."""
+    loaded = load_rules(sources, pipeline, logsource)
+    matcher = sigmarrow.Matcher(compile_rules(loaded.rules, list(loaded.errors), loaded.skipped))
+    by_id = {str(rule.id): rule for rule in loaded.rules}
+    return matcher, [by_id[r.id] for r in matcher.rules]
+
+
+def hits_by_rule(matcher: sigmarrow.Matcher, table: pa.Table, threads: int | None = None
+                 ) -> dict[str, list[int]]:
+    """Rule id (lower case) -> the rows the engine matches, in order."""
+    rows, indices = matcher.match_indices(table, threads=threads)
+    hits: dict[str, list[int]] = defaultdict(list)
+    for row, index in zip(rows.to_pylist(), indices.to_pylist(), strict=True):
+        hits[matcher.rules[index].id.lower()].append(row)
+    return dict(hits)
+
+
+def reference_hits(rules: Sequence[Any], events: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """Rule id (lower case) -> the rows the reference evaluator matches, in order."""
+    found: dict[str, list[int]] = defaultdict(list)
+    for row, rule_id in reference.match(SigmaCollection(list(rules)), events):
+        found[rule_id.lower()].append(row)
+    return dict(found)
+
+
+@dataclass
+class Comparison:
+    """What :func:`reference_disagreements` compared, and where the engine differed."""
+
+    differences: list[str]
+    every_rule_rows: int  # rows on which every rule was compared
+    rules_on_all_rows: int  # rules compared on every row
+    evaluations: int  # (rule, event) pairs the reference evaluated
+    reference_hits: int  # hits of the reference on all rows
+
+
+def reference_disagreements(
+    matcher: sigmarrow.Matcher, rules: Sequence[Any], table: pa.Table,
+    every_rule_rows: Sequence[int], random_rules: int, seed: int,
+) -> Comparison:
+    """The engine's rows against the reference's: EVERY rule on `every_rule_rows`; on ALL
+    rows of `table`, every rule with a hit of either there, or an engine hit anywhere, and
+    `random_rules` rules drawn with `seed`. (The reference evaluates ~5,000 (rule, event)
+    pairs a second: every rule on every row is for small tables only.)"""
+    events = table.to_pylist()
+    engine = hits_by_rule(matcher, table)
+    position = {row: i for i, row in enumerate(every_rule_rows)}
+    on_sample = reference_hits(rules, [events[row] for row in every_rule_rows])
+    ids = [r.id.lower() for r in matcher.rules]
+    differences = []
+    for rule, rule_id in zip(matcher.rules, ids, strict=True):
+        mine = [position[row] for row in engine.get(rule_id, []) if row in position]
+        if mine != on_sample.get(rule_id, []):
+            differences.append(f"{rule.title!r} ({rule.id}) on rows {list(every_rule_rows)}: "
+                               f"engine {mine}, reference {on_sample.get(rule_id, [])}")
+    drawn = random.Random(seed).sample(sorted(ids), min(random_rules, len(ids)))
+    chosen = {*engine, *on_sample, *drawn}
+    subset = [rule for rule, rule_id in zip(rules, ids, strict=True) if rule_id in chosen]
+    on_all = reference_hits(subset, events)
+    for rule, rule_id in zip(matcher.rules, ids, strict=True):
+        if rule_id in chosen and engine.get(rule_id, []) != on_all.get(rule_id, []):
+            differences.append(f"{rule.title!r} ({rule.id}): engine {engine.get(rule_id, [])}, "
+                               f"reference {on_all.get(rule_id, [])}")
+    return Comparison(
+        differences,
+        len(every_rule_rows),
+        len(subset),
+        len(rules) * len(every_rule_rows) + len(subset) * len(events),
+        sum(map(len, on_all.values())),
+    )

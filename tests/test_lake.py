@@ -28,11 +28,10 @@ from __future__ import annotations
 import functools
 import json
 import os
-import random
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
-from lake import SYSMON, filled_per_row, regression_lake, widen
-from sigma.collection import SigmaCollection
+from lake import (
+    SYSMON,
+    compile_with_rules,
+    filled_per_row,
+    hits_by_rule,
+    reference_disagreements,
+    regression_lake,
+    widen,
+)
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.windows.windows import windows_generic_category_channel_mapping
 from sigma.plugins import InstalledSigmaPlugins
@@ -54,12 +60,9 @@ from sigmahq import (
     rule_dirs,
     rule_index,
 )
-from sigmarrow import reference
 from sigmarrow.bench import logsource_of
 from sigmarrow.cli import main
-from sigmarrow.compiler import compile_rules
 from sigmarrow.evtx import read_evtx
-from sigmarrow.rules import load_rules
 
 pytest.importorskip("evtx", reason="reading .evtx files needs the PyPI package 'evtx'")
 pytestmark = requires_sigma
@@ -138,7 +141,7 @@ class Run:
     """The rule set compiled with one pipeline, and its hits on the lake."""
 
     matcher: sigmarrow.Matcher
-    rules: tuple[Any, ...]  # the processed pySigma rules, in the matcher's rule order
+    rules: list[Any]  # the processed pySigma rules, in the matcher's rule order
     hits: dict[str, list[int]]  # rule id (lower case) -> rows, in order
     compile_seconds: float
 
@@ -146,15 +149,9 @@ class Run:
 @functools.cache
 def run(pipeline: str) -> Run:
     started = time.perf_counter()
-    loaded = load_rules(rule_dirs(), PIPELINES[pipeline], logsource="windows")
-    matcher = sigmarrow.Matcher(compile_rules(loaded.rules, list(loaded.errors), loaded.skipped))
+    matcher, rules = compile_with_rules(rule_dirs(), PIPELINES[pipeline])
     seconds = time.perf_counter() - started
-    by_id = {str(rule.id): rule for rule in loaded.rules}
-    rows, indices = matcher.match_indices(regression_lake().table)
-    hits: dict[str, list[int]] = defaultdict(list)
-    for row, index in zip(rows.to_pylist(), indices.to_pylist(), strict=True):
-        hits[matcher.rules[index].id.lower()].append(row)
-    return Run(matcher, tuple(by_id[r.id] for r in matcher.rules), dict(hits), seconds)
+    return Run(matcher, rules, hits_by_rule(matcher, regression_lake().table), seconds)
 
 
 @functools.cache
@@ -273,14 +270,6 @@ SAMPLE_EVERY = 12
 RANDOM_RULES, SEED = 100, 10
 
 
-def reference_hits(rules: list[Any], events: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """Rule id (lower case) -> the rows the reference evaluator matches, in order."""
-    found: dict[str, list[int]] = defaultdict(list)
-    for row, rule_id in reference.match(SigmaCollection(rules), events):
-        found[rule_id.lower()].append(row)
-    return found
-
-
 @pytest.mark.parametrize("pipeline", PIPELINES)
 def test_every_rule_agrees_with_the_reference(pipeline: str) -> None:
     """The engine's rows equal the reference's (1) for EVERY rule on the sample rows (all rows
@@ -289,42 +278,21 @@ def test_every_rule_agrees_with_the_reference(pipeline: str) -> None:
     RANDOM_RULES rules drawn with SEED. (All rules on all rows takes the reference ~3 min per
     pipeline: ~260 µs per rule and event, most of it in four emoji rules.)"""
     result = run(pipeline)
-    events = regression_lake().table.to_pylist()
-    channel = regression_lake().table.column("Channel").to_pylist()
-    sample = [row for row in range(len(events))
+    table = regression_lake().table
+    channel = table.column("Channel").to_pylist()
+    sample = [row for row in range(table.num_rows)
               if channel[row] != SYSMON or row % SAMPLE_EVERY == 0]
-    position = {row: i for i, row in enumerate(sample)}
     started = time.perf_counter()
-    on_sample = reference_hits(list(result.rules), [events[row] for row in sample])
-    differences = []
-    for rule in result.matcher.rules:
-        rule_id = rule.id.lower()
-        engine = [position[row] for row in result.hits.get(rule_id, []) if row in position]
-        if engine != on_sample.get(rule_id, []):
-            differences.append(f"{rule.title!r} ({rule.id}) on the sample rows {sample}: engine "
-                               f"{engine}, reference {on_sample.get(rule_id, [])}")
-    ids = [r.id.lower() for r in result.matcher.rules]
-    chosen = {*result.hits, *on_sample, *random_rules(ids)}
-    rules = [rule for rule, rule_id in zip(result.rules, ids, strict=True) if rule_id in chosen]
-    on_all = reference_hits(rules, events)
+    found = reference_disagreements(result.matcher, result.rules, table, sample, RANDOM_RULES, SEED)
     seconds = time.perf_counter() - started
-    for rule in result.matcher.rules:
-        rule_id = rule.id.lower()
-        if rule_id in chosen and result.hits.get(rule_id, []) != on_all.get(rule_id, []):
-            differences.append(f"{rule.title!r} ({rule.id}): engine {result.hits.get(rule_id, [])}"
-                               f", reference {on_all.get(rule_id, [])}")
-    evaluations = len(result.rules) * len(sample) + len(rules) * len(events)
     print(f"\n{pipeline}: {len(result.rules)} rules compiled in {result.compile_seconds:.1f} s "
           f"({len(result.matcher.skipped)} left out); reference: {len(result.rules)} rules on "
-          f"{len(sample)} rows, {len(rules)} rules on all {len(events)}: {evaluations:,} "
-          f"evaluations in {seconds:.1f} s ({seconds / evaluations * 1e6:.0f} µs each); "
-          f"{sum(map(len, on_all.values()))} hits of {len(on_all)} rules")
-    assert not differences, f"{len(differences)} disagreements:\n" + "\n".join(differences[:30])
-    assert on_all, "no rule fired at all: the comparison would prove nothing"
-
-
-def random_rules(ids: list[str]) -> list[str]:
-    return random.Random(SEED).sample(sorted(ids), min(RANDOM_RULES, len(ids)))
+          f"{len(sample)} rows, {found.rules_on_all_rows} rules on all {table.num_rows}: "
+          f"{found.evaluations:,} evaluations in {seconds:.1f} s "
+          f"({seconds / found.evaluations * 1e6:.0f} µs each); {found.reference_hits} hits")
+    assert not found.differences, (f"{len(found.differences)} disagreements:\n"
+                                   + "\n".join(found.differences[:30]))
+    assert found.reference_hits, "no rule fired at all: the comparison would prove nothing"
 
 
 # --------------------------------------------------------------------------------------
@@ -336,11 +304,10 @@ ZEEK_RDP = SIGMA_DIR / "rules/network/zeek/zeek_rdp_public_listener.yml"
 
 def non_windows(rule_ids: list[str]) -> dict[str, int]:
     """Hits per rule id whose rule file is not of product windows."""
-    counts: dict[str, int] = defaultdict(int)
-    for rule_id in rule_ids:
-        if rule_logsource(str(rule_index()[rule_id.lower()])).get("product") != "windows":
-            counts[rule_id] += 1
-    return dict(counts)
+    return dict(Counter(
+        rule_id for rule_id in rule_ids
+        if rule_logsource(str(rule_index()[rule_id.lower()])).get("product") != "windows"
+    ))
 
 
 def test_newcomer_rules_declared_windows_give_only_windows_hits() -> None:
