@@ -174,6 +174,10 @@ def time_command(rules: Path, data: Path, out: Path) -> dict:
             "hits": int(found.group(3).replace(",", ""))}
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' * (n > 1)}"
+
+
 def check(condition: bool, message: str, report: dict) -> None:
     report["checks"].append(("ok " if condition else "WRONG ") + message)
     print(("  ok: " if condition else "  WRONG: ") + message, flush=True)
@@ -242,7 +246,7 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
     for threads in (1, 2):
         engine[threads], times, _ = best_of(
             args.runs, lambda t=threads: matcher.match_indices(table, threads=t))
-        row("engine", f"sigmarrow, {threads} thread{'s' * (threads > 1)}", engine[threads], times)
+        row("engine", f"sigmarrow, {_threads(threads)}", engine[threads], times)
     seconds, times, _ = best_of(1, lambda: plain.match_indices(table, threads=1))
     row("engine", "sigmarrow, 1 thread, shortcuts off", seconds, times)
 
@@ -254,10 +258,9 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
             seconds, times, summary = best_of(
                 args.runs, lambda t=threads: scan(matcher, [path], out, threads=t))
             check(summary.hits == int(one.sum()),
-                  f"scan ({threads} thread{'s' * (threads > 1)}) writes the engine's "
-                  f"{int(one.sum()):,} hits", report)
-            row("scan from Parquet", f"sigmarrow scan(), {threads} thread{'s' * (threads > 1)}",
-                seconds, times, vs_engine=round(seconds / engine[threads], 2))
+                  f"scan ({_threads(threads)}) writes the engine's {int(one.sum()):,} hits", report)
+            row("scan from Parquet", f"sigmarrow scan(), {_threads(threads)}", seconds, times,
+                vs_engine=round(seconds / engine[threads], 2))
         links = rule_links(matcher, work / "rules")
         report["scan_command"] = time_command(links, path, work / "command-hits.parquet")
         check(report["scan_command"]["hits"] == int(one.sum()),
@@ -275,10 +278,11 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
                 report["rsigma"] = rs = time_rsigma(binary, links, rsigma_pipeline(work), events,
                                                     empty, args.runs)
                 ours = {r.id: int(n) for r, n in zip(matcher.rules, one, strict=True) if n}
+                theirs = rs["per_rule"]
                 rs["rules_whose_count_differs"] = {
-                    rule_id: {"sigmarrow": ours.get(rule_id, 0), "rsigma": n}
-                    for rule_id, n in sorted({**dict.fromkeys(ours, 0), **rs["per_rule"]}.items())
-                    if ours.get(rule_id, 0) != n
+                    rule_id: {"sigmarrow": ours.get(rule_id, 0), "rsigma": theirs.get(rule_id, 0)}
+                    for rule_id in sorted(ours.keys() | theirs.keys())
+                    if ours.get(rule_id, 0) != theirs.get(rule_id, 0)
                 }
                 row("engine", f"{rs['version']}, 1 core", rs["seconds"], rs["all_seconds"],
                     hits=rs["hits"], vs_sigmarrow_1_thread=round(rs["seconds"] / engine[1], 1))
