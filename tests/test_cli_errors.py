@@ -306,8 +306,58 @@ def test_usage_errors(capsys, argv):
 
 
 def test_help(capsys):
+    from sigmarrow.scan import FORMATS
+
     assert main(["scan", "--help"]) == 0
-    assert "--skip-bad-files" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "--skip-bad-files" in text
+    # The output formats come from the registry.
+    for fmt in FORMATS.values():
+        assert ", ".join(fmt.suffixes) in text and fmt.help in text
+    for command in ("bench", "profile", "explain"):
+        assert main([command, "--help"]) == 0
+        assert f"usage: sigmarrow {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"]])
+def test_help_does_not_load_the_engine(argv):
+    """Help is there without the compiled extension and pySigma (a fresh interpreter)."""
+    script = (
+        "import sys\n"
+        "from sigmarrow.cli import main\n"
+        f"code = main({argv!r})\n"
+        "print(code, sorted(m for m in ('sigmarrow._engine', 'sigma') if m in sys.modules))\n"
+    )
+    env = dict(os.environ)
+    package_root = str(Path(sigmarrow.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: sigmarrow" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "0 []"
+
+
+def test_closed_stdout_ends_quietly(tmp_path, rules):
+    """`sigmarrow scan ... --output - | head -1`: the scan stops with the shell's SIGPIPE
+    status and no message (it is not the input file's fault)."""
+    data = tmp_path / "many.parquet"
+    pq.write_table(pa.table({"Image": [HIT] * 200_000}), data)  # 200 batches of hits below
+    env = dict(os.environ)
+    package_root = str(Path(sigmarrow.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "sigmarrow", "scan", str(rules), "-i", str(data), "-o", "-"]
+    argv += ["--batch-rows", "1000"]  # still writing when the reader goes
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert json.loads(proc.stdout.readline())["source_row"] == 0
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 141, err
+    assert "error" not in err and "Traceback" not in err
 
 
 def test_subprocess_reports_a_corrupt_file_without_traceback(tmp_path, rules, good):

@@ -131,3 +131,69 @@ def test_a_reused_matcher_gives_the_same_hits_on_new_data_and_dictionaries():
         assert m.match(data, threads=2).equals(expected)
         assert m.match(data, threads=1).equals(expected)
     assert plain.match(other).num_rows == 13_333
+
+
+BAD_REGEX = RULE.replace("0001", "0004").replace(
+    r"Image|endswith: '\whoami.exe'", r"Image|endswith: '\whoami.exe'" + "\n    CommandLine|re: 'x(?<=y)'"
+)
+
+
+def test_a_rule_whose_regex_the_engine_rejects_is_reported_and_the_others_still_match():
+    # The rejected rule comes first, and shares its Image atom with the good one: hits must
+    # still name the right rule.
+    m = sigmarrow.compile([BAD_REGEX, RULE])
+    (error,) = m.errors
+    assert error.rule_id == "11111111-0000-0000-0000-000000000004"
+    assert error.reason.startswith("regex 'x(?<=y)' does not compile: ") and "look-around" in error.reason
+    assert [r.id for r in m.rules] == ["11111111-0000-0000-0000-000000000001"]
+    assert m.fields == ["Image"]
+    data = pa.table({"Image": EVENTS["Image"], "CommandLine": ["xy", "xy", None]})
+    assert m.match(data)["rule_id"].to_pylist() == ["11111111-0000-0000-0000-000000000001"]
+    again = sigmarrow.Matcher.from_bytes(m.to_bytes())
+    assert again.errors == m.errors and again.rules == m.rules
+
+
+def test_rule_plan_and_atom_triggers_come_from_the_engine():
+    m = sigmarrow.compile(RULE)
+    plan = m.rule_plan(0)
+    assert plan == ([[0]], [0], []) and plan.witness == [0]
+    with pytest.raises(IndexError):
+        m.rule_plan(1)
+    assert m.atom_triggers({"op": "re", "field": 0, "pattern": "(?i)Foo|bar\\d", "flags": ""}) == ["bar", "foo"]
+    assert m.atom_triggers({"op": "null", "field": 0}) is None
+    with pytest.raises(sigmarrow.ProgramError):
+        m.atom_triggers({"op": "re", "field": 0})
+
+
+def test_sparse_string_columns_across_chunks() -> None:
+    """Wide tables are mostly nulls: null rows are set word by word and only valid rows are
+    read. Chunk (4,096 rows) and word (64) boundaries, every shortcut on and off."""
+    import random
+
+    rng = random.Random(7)
+    n = 10_000
+    values = [None if rng.random() < 0.9 else rng.choice(["C:\\x\\evil.exe", "a evil b", "good"]) for _ in range(n)]
+    rules = [
+        "s: {F: null}\ncondition: s",
+        "s: {F|endswith: '\\evil.exe'}\ncondition: s",
+        "s: {F|contains: 'evil'}\ncondition: s",
+        "s: {F|contains: 'evil'}\ncondition: not s",
+    ]
+    from cases import rule_yaml
+
+    texts = [rule_yaml(d, title=f"r{i}", rule_id=f"00000000-0000-0000-0000-00000000000{i}") for i, d in enumerate(rules)]
+    expected = {
+        "0": [i for i, v in enumerate(values) if v is None],
+        "1": [i for i, v in enumerate(values) if v is not None and v.endswith("\\evil.exe")],
+        "2": [i for i, v in enumerate(values) if v is not None and "evil" in v],
+        "3": [i for i, v in enumerate(values) if v is None or "evil" not in v],
+    }
+    for typ in (pa.string(), pa.large_string(), pa.string_view()):
+        table = pa.table({"F": pa.array(values, typ)})
+        for options in ({}, {"prefilter": False, "memo": False}):
+            m = sigmarrow.compile(texts).with_options(**options)
+            hits = m.match(table)
+            got: dict[str, list[int]] = {k: [] for k in expected}
+            for row, rule_id in zip(hits["row"].to_pylist(), hits["rule_id"].to_pylist(), strict=True):
+                got[rule_id[-1]].append(row)
+            assert got == expected, (typ, options)

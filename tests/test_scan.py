@@ -782,12 +782,12 @@ def test_python_dash_m(tmp_path):
 def test_progress_bar_rendering(monkeypatch):
     import io
 
-    from sigmarrow.cli import _ProgressBar
+    from sigmarrow.cli.scan import ProgressBar
     from sigmarrow.scan import Progress
 
     monkeypatch.setenv("COLUMNS", "120")
     stream = io.StringIO()
-    bar = _ProgressBar(stream)
+    bar = ProgressBar(stream)
     bar.update(
         Progress(
             files_done=3,
@@ -865,3 +865,168 @@ def test_compressed_jsonl_and_sniffed_format(sigscan, tmp_path):
     for hit in run.jsonl():
         by_file[Path(hit["source_file"]).name] = by_file.get(Path(hit["source_file"]).name, 0) + 1
     assert by_file == {"events.jsonl.gz": len(expected_rows()), "part-0": len(expected_rows())}
+
+
+# --------------------------------------------------------------------------------------
+# Streaming outputs: one schema decided before the first hit, written as the scan goes
+# --------------------------------------------------------------------------------------
+
+
+def test_parquet_output_streams_while_scanning(tmp_path):
+    """Hits reach the (temporary) output file while later files are still unread, in row
+    groups of bounded size, and nothing else is written beside it."""
+    from sigmarrow.scan.writers import ROW_GROUP_ROWS
+
+    data = tmp_path / "lake"
+    data.mkdir()
+    rows = ROW_GROUP_ROWS + 1000  # each file's hits fill a row group
+    for i in range(3):
+        pq.write_table(pa.table({"Image": [IMAGES[0]] * rows}), data / f"{i}.parquet")
+    out = tmp_path / "hits.parquet"
+    seen: list[tuple[str | None, list[str], int]] = []
+
+    def watch(p):
+        temps = sorted(x.name for x in tmp_path.iterdir() if x.name.startswith("."))
+        size = sum((tmp_path / t).stat().st_size for t in temps)
+        seen.append((p.current, temps, size))
+
+    m = sigmarrow.compile(PORTABLE_RULE)
+    summary = scan(m, [data], out, progress=watch)
+    assert summary.hits == 3 * rows
+    starts = [(t, size) for current, t, size in seen if current and current.endswith("2.parquet")]
+    assert starts, seen
+    temps, size = starts[0]
+    assert len(temps) == 1 and temps[0].startswith(".hits.parquet.")  # no spool beside it
+    assert size > 100_000  # the first two files' hits are on disk already
+    meta = pq.ParquetFile(out).metadata
+    assert meta.num_rows == 3 * rows
+    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert len(groups) > 1 and max(groups) <= 2 * ROW_GROUP_ROWS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hits.parquet", "lake"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow", ".jsonl"])
+def test_interrupted_scan_leaves_nothing(tmp_path, sysmon_parquet, suffix):
+    out = tmp_path / f"hits{suffix}"
+    out.write_bytes(b"previous result")
+    m = sigmarrow.compile(PORTABLE_RULE)
+    calls = []
+
+    def interrupt(p):
+        calls.append(p)
+        if p.current is None:  # after the last file, before the output is renamed
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(m, [sysmon_parquet, sysmon_parquet.parent], out, progress=interrupt)
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", out.name])
+    assert len(calls) >= 2
+
+
+def test_schema_is_decided_before_the_first_hit(sigscan, tmp_path):
+    """A column that only a later file has, and types that differ between files, are in
+    the one schema from the start; the first file's hits have nulls there."""
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    pq.write_table(pa.table({"Image": [IMAGES[0]]}), folder / "1.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "Image": pa.array([IMAGES[1]], pa.large_string()),
+                "Pid": pa.array([7], pa.int32()),
+                "Size": pa.array([2**40], pa.int64()),
+            }
+        ),
+        folder / "2.parquet",
+    )
+    pq.write_table(
+        pa.table({"Image": [IMAGES[5]], "Size": pa.array([3], pa.int16())}), folder / "3.parquet"
+    )
+    rules = rule_file(tmp_path / "rules", PORTABLE_RULE)
+    for suffix in (".parquet", ".arrow"):
+        out = tmp_path / f"hits{suffix}"
+        run = sigscan(rules, "--input", folder, "--output", out, "--columns", "Pid,Size,Image")
+        assert run.code == 0, run.err
+        table = hits_table(out)
+        assert table.schema.field("Pid").type == pa.int32()
+        assert table.schema.field("Size").type == pa.int64()
+        assert table.schema.field("Image").type == pa.string()
+        assert table.column("Pid").to_pylist() == [None, 7, None]
+        assert table.column("Size").to_pylist() == [None, 2**40, 3]
+
+
+def test_schemaless_inputs_give_text_columns(sigscan, tmp_path):
+    """JSON Lines has no schema to read before its events: into Parquet, the columns it
+    may fill are text, and by default every field the rules reference is a column."""
+    data = tmp_path / "events.jsonl"
+    data.write_text(
+        json.dumps({"EventID": 1, "Image": IMAGES[0], "extra": {"a": 1}})
+        + "\n"
+        + json.dumps({"EventID": 1, "Image": IMAGES[1]})
+        + "\n"
+    )
+    rules = rule_file(tmp_path / "rules", PORTABLE_RULE)
+    out = tmp_path / "hits.parquet"
+    run = sigscan(rules, "--input", data, "--output", out, "--columns", "EventID,extra")
+    assert run.code == 0, run.err
+    table = pq.read_table(out)
+    assert table.schema.field("EventID").type == pa.string()
+    assert table.column("EventID").to_pylist() == ["1", "1"]
+    assert [json.loads(x) if x else x for x in table.column("extra").to_pylist()] == [
+        {"a": 1},
+        None,
+    ]
+    run = sigscan(rules, "--input", data, "--output", out)
+    assert run.code == 0, run.err
+    assert pq.read_table(out).column_names[6:] == sigmarrow.compile(PORTABLE_RULE).fields
+
+    run = sigscan(rules, "--input", data, "--output", out, "--columns", "*")
+    assert run.code == 2
+    assert "columns '*'" in run.err and "JSON" in run.err
+    run = sigscan(rules, "--input", data, "--output", "-", "--columns", "*")
+    assert run.code == 0, run.err
+    assert [list(h)[6:] for h in run.jsonl()] == [["EventID", "Image", "extra"]] * 2
+
+
+def test_jsonl_hits_carry_the_columns_of_their_rule(sigscan, tmp_path, sysmon_parquet):
+    """By default a JSON hit has the event columns its rule references that the event has;
+    with --columns it has exactly those, null or not."""
+    rules = tmp_path / "rules"
+    rule_file(rules, PORTABLE_RULE, "a.yml")
+    rule_file(
+        rules,
+        PORTABLE_RULE.replace(CLOUDFLARED_ID, "0d0a0b0c-0000-4000-8000-000000000002").replace(
+            "Image|endswith: '\\cloudflared.exe'", "CommandLine|startswith: 'cmd 1'"
+        ),
+        "b.yml",
+    )
+    run = sigscan(rules, "--input", sysmon_parquet, "--output", "-")
+    assert run.code == 0, run.err
+    by_rule = {h["rule_id"]: set(h) - set(HIT_COLUMNS) for h in run.jsonl()}
+    assert by_rule == {
+        CLOUDFLARED_ID: {"Image"},
+        "0d0a0b0c-0000-4000-8000-000000000002": {"CommandLine", "Image"},
+    }
+    run = sigscan(rules, "--input", sysmon_parquet, "--output", "-", "--columns", "Computer,X")
+    assert run.code == 0, run.err
+    assert {tuple(h)[6:] for h in run.jsonl()} == {("Computer", "X")}
+
+
+def test_atomic_file(tmp_path):
+    """The one temp-file-and-rename: whole or nothing, with a new file's permissions."""
+    from sigmarrow.scan.writers import AtomicFile
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), AtomicFile(target) as f:
+        Path(f.path).write_bytes(b"half")
+        assert Path(f.path).parent == tmp_path and Path(f.path).name.startswith(".out.bin.")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"old" and sorted(tmp_path.iterdir()) == [target]
+    with AtomicFile(target) as f:
+        Path(f.path).write_bytes(b"new")
+    assert target.read_bytes() == b"new" and sorted(tmp_path.iterdir()) == [target]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

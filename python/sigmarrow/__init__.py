@@ -8,7 +8,9 @@ Apache Arrow data.
 
 from __future__ import annotations
 
-from sigmarrow.compiler import compile_rules
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from sigmarrow.errors import (
     DataError,
     PipelineError,
@@ -17,10 +19,32 @@ from sigmarrow.errors import (
     SigmarrowError,
     UsageError,
 )
-from sigmarrow.logsource import LogSource
-from sigmarrow.matcher import Matcher, RuleInfo, __version__
-from sigmarrow.program import Program
-from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
+
+if TYPE_CHECKING:
+    from sigmarrow.logsource import LogSource
+    from sigmarrow.matcher import Matcher, RuleInfo, __version__
+    from sigmarrow.program import Program
+    from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
+    from sigmarrow.selection import RuleSelection
+
+# The engine and pySigma load on first use, so that `sigmarrow --help` starts without them.
+_LAZY = {
+    "__version__": "sigmarrow.matcher",
+    "LogSource": "sigmarrow.logsource",
+    "Matcher": "sigmarrow.matcher",
+    "RuleInfo": "sigmarrow.matcher",
+    "RuleSelection": "sigmarrow.selection",
+    "Program": "sigmarrow.program",
+    "load_rules": "sigmarrow.rules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sigmarrow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "DataError",
@@ -31,6 +55,7 @@ __all__ = [
     "ProgramError",
     "RuleError",
     "RuleInfo",
+    "RuleSelection",
     "SigmarrowError",
     "UsageError",
     "__version__",
@@ -44,6 +69,7 @@ def compile(
     pipeline: PipelineSpec = None,
     logsource: LogSourceSpec = None,
     unrouted: bool = False,
+    select: RuleSelection | None = None,
 ) -> Matcher:
     """Compiles Sigma rules into a Matcher.
 
@@ -59,7 +85,15 @@ def compile(
     left out, each with its reason, in `Matcher.skipped`. A routing pipeline (built-in
     `windows`, `sysmon`, `windows-logsources`) also leaves out the rules of a product it serves
     whose category or service it cannot route, unless `unrouted=True` (docs/logsources.md).
+
+    `select`: a `sigmarrow.RuleSelection` (level, status, tags, ids); the rules it leaves out
+    are in `Matcher.skipped` too. None selects every rule (the CLI's default leaves out
+    deprecated and unsupported rules).
     """
-    loaded = load_rules(sources, pipeline, logsource, unrouted)
+    from sigmarrow.compiler import compile_rules
+    from sigmarrow.matcher import Matcher
+    from sigmarrow.rules import load_rules
+
+    loaded = load_rules(sources, pipeline, logsource, unrouted, select)
     errors = list(loaded.errors)
     return Matcher(compile_rules(loaded.rules, errors, loaded.skipped))

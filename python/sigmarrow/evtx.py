@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -209,7 +209,7 @@ def flatten_event(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def _describe(path: Any) -> str:
     if isinstance(path, str | os.PathLike):
-        return os.fspath(path)  # type: ignore[return-value]
+        return str(os.fspath(path))
     return str(getattr(path, "name", None) or repr(path))
 
 
@@ -264,7 +264,7 @@ def iter_evtx(path: str | os.PathLike[str] | Any) -> Iterator[dict[str, Any]]:
         # The parser yields records in file order, whatever its number of threads.
         parser = evtx.PyEvtxParser(source)
         for record in parser.records_json():
-            yield flatten_event(_loads(record["data"]))  # type: ignore[index]  # evtx has no stubs
+            yield flatten_event(_loads(cast(dict[str, Any], record)["data"]))
     except (FileNotFoundError, PermissionError):
         raise
     except (OSError, RuntimeError, ValueError) as exc:

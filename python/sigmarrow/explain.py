@@ -234,11 +234,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _compile(specs: Sequence[str], pipeline: Sequence[str]) -> Any:
-    import sigmarrow
+    from sigmarrow.cache import compile_or_load
 
-    if len(specs) == 1 and specs[0].endswith(".json") and Path(specs[0]).is_file():
-        return sigmarrow.Matcher.load(specs[0])
-    return sigmarrow.compile(list(specs), pipeline=list(pipeline) or None)
+    return compile_or_load(specs, {"pipeline": list(pipeline) or None}).matcher
 
 
 def _find(matcher: Any, name: str) -> list[int]:
@@ -255,22 +253,22 @@ def run(args: argparse.Namespace) -> int:
     pipeline = args.pipeline
     rule_path = Path(args.rule)
     the_set = _compile(args.rules, pipeline) if args.rules else None
-    if rule_path.is_file():
+    if rule_path.exists():  # a rule file, a folder of rules (each explained), a program
         matcher = _compile([str(rule_path)], pipeline)
         indices = list(range(len(matcher.rules)))
     elif the_set is not None:
         matcher = the_set
         indices = _find(matcher, args.rule)
     else:
-        print(f"sigmarrow explain: no rule file {args.rule!r} (to name a rule by id or title, "
-              "give the set with --rules)", file=sys.stderr)
+        print(f"sigmarrow explain: no rule file or folder {args.rule!r} (to name a rule by id or "
+              "title, give the set with --rules)", file=sys.stderr)
         return 2
     for e in matcher.errors:
         print(f"sigmarrow explain: rule not compiled: {e}", file=sys.stderr)
     if not indices:
         print(f"sigmarrow explain: no rule matches {args.rule!r}", file=sys.stderr)
         return 2
-    if len(indices) > 5 and not rule_path.is_file():
+    if len(indices) > 5 and not rule_path.exists():
         print(f"sigmarrow explain: {len(indices)} rules match {args.rule!r}; be more precise:", file=sys.stderr)
         for i in indices[:20]:
             print(f"  {matcher.rules[i].id}  {matcher.rules[i].title}", file=sys.stderr)

@@ -74,7 +74,9 @@ class LogSource:
         return f"{product}/{category}/{service}".rstrip("/") or "any"
 
 
-def parse_logsources(specs: str | Iterable[str | LogSource] | None) -> list[LogSource] | None:
+def parse_logsources(
+    specs: str | LogSource | Iterable[str | LogSource] | None,
+) -> list[LogSource] | None:
     """Declarations from strings (each may hold several, comma-free `;`-separated) or
     LogSources; None when nothing is declared."""
     if specs is None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sigmarrow import _engine
+from sigmarrow.columns import Binding, ColumnRef, SchemaMemo, bind, is_string, resolve
 from sigmarrow.errors import DataError, RuleError
-from sigmarrow.program import Atom, Program
+from sigmarrow.program import Atom, ErrorRecord, Program
 
 #: The version of sigmarrow: the Cargo workspace's, which the extension carries.
 __version__: str = _engine.__version__
@@ -44,32 +46,30 @@ class RuleInfo:
     fields: list[str] = field(default_factory=list)
 
 
+class RulePlan(NamedTuple):
+    """How the engine runs one rule, as atom ids (see docs/engine.md)."""
+
+    needs: list[list[int]]  # sets of atoms each of which must hit for the rule to run
+    witness: list[int] | None  # the needed set chosen as the rule's witness
+    lazy: list[int]  # atoms tested only where every needed set hit
+
+
+def _without_rules(program: Program, reasons: dict[int, str]) -> Program:
+    """The program without the rules the engine rejected (and the atoms and fields only
+    they used), which join its errors with the engine's reasons."""
+    kept = program.subprogram([r for i, r in enumerate(program.rules) if i not in reasons])
+    rejected: list[ErrorRecord] = [
+        {"source": r["source"], "rule_id": r["id"], "title": r["title"], "reason": reasons[i]}
+        for i, r in enumerate(program.rules)
+        if i in reasons
+    ]
+    kept.data["errors"] = [*program.errors, *rejected]
+    kept.data["skipped"] = program.data.get("skipped", [])
+    return kept
+
+
 def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _is_string(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-
-
-def _struct_path(batch: pa.RecordBatch, name: str) -> pa.Array | None:
-    """The array at a dotted path into struct columns (`process.executable`), or None."""
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        head, rest = ".".join(parts[:split]), parts[split:]
-        if head not in batch.schema.names:
-            continue
-        array = batch.column(head)
-        for part in rest:
-            if not pa.types.is_struct(array.type) or array.type.get_field_index(part) < 0:
-                array = None
-                break
-            array = pc.struct_field(array, [array.type.get_field_index(part)])
-        if array is not None:
-            return array
-    return None
 
 
 def _batches(data: Any) -> Iterator[pa.RecordBatch]:
@@ -95,15 +95,27 @@ class Matcher:
     """Sigma rules compiled into one program, ready to match Arrow data."""
 
     def __init__(self, program: Program, *, prefilter: bool = True, memo: bool = True) -> None:
-        self.program = program
         self.options = {"prefilter": prefilter, "memo": memo}
         self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        rejected = dict(self._engine.rule_errors())
+        if rejected:  # rules whose regex the engine cannot compile
+            program = _without_rules(program, rejected)
+            self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        self.program = program
         names = program.fields
         self.rules = [
             RuleInfo(
                 index=i,
+                id=r["id"],
+                title=r["title"],
+                level=r["level"],
+                status=r["status"],
+                tags=r["tags"],
+                logsource=r["logsource"],
+                source=r["source"],
+                author=r["author"],
+                description=r["description"],
                 fields=[names[f] for f in r["fields"]],
-                **{k: r[k] for k in ("id", "title", "level", "status", "tags", "logsource", "source", "author", "description")},
             )
             for i, r in enumerate(program.rules)
         ]
@@ -131,14 +143,15 @@ class Matcher:
         the atoms of repeated values. Results are the same either way (the tests check)."""
         return Matcher(self.program, prefilter=prefilter, memo=memo)
 
-    def rule_plan(self, index: int) -> tuple[list[list[int]], list[int] | None, list[int]]:
-        """How the engine runs rule number `index`: (the sets of atoms one of which is true in
-        every match, the set chosen as its witness or None, the atoms tested lazily)."""
-        return self._engine.rule_plan(index)
+    # --- the engine's plan ---
+    def rule_plan(self, index: int) -> RulePlan:
+        """How the engine runs rule number `index` of `rules`."""
+        return RulePlan(*self._engine.rule_plan(index))
 
-    def atom_triggers(self, atom: Atom) -> list[str] | None:
-        """The literals the engine requires in a value before it runs a glob or regex atom
-        (None: it runs on every value, or the atom is of another kind)."""
+    @staticmethod
+    def atom_triggers(atom: Atom) -> list[str] | None:
+        """The trigger literals of a glob or regex atom: the engine runs the check only on
+        values holding one of them (none: on every value). None for other atoms."""
         return _engine.check_triggers(orjson.dumps(atom).decode())
 
     # --- serialization: the program travels, never the YAML ---
@@ -160,37 +173,51 @@ class Matcher:
         return (Matcher.from_bytes, (self.to_bytes(),))
 
     # --- matching ---
+    @functools.cached_property
+    def _bindings(self) -> SchemaMemo[tuple[Binding, list[str], list[tuple[str, ColumnRef]]]]:
+        return SchemaMemo()
+
+    def _bind(
+        self, schema: pa.Schema, keyword_columns: Sequence[str] | None = None
+    ) -> tuple[Binding, list[str], list[tuple[str, ColumnRef]]]:
+        """What depends on the schema only, once per schema: the program's fields there,
+        the keyword columns, and the columns handed to the engine."""
+
+        def make() -> tuple[Binding, list[str], list[tuple[str, ColumnRef]]]:
+            fields = bind(schema, self.program.fields)
+            if not self.has_keywords:
+                keyword = []
+            elif keyword_columns is None:
+                keyword = [f.name for f in schema if is_string(f.type)]
+            else:
+                keyword = [c for c in keyword_columns if resolve(schema, c) is not None]
+            engine = bind(schema, [*self.program.fields, *keyword]).found.items()
+            # A column of type null (all values null, as JSON or an all-null Parquet column
+            # can give) is absent in every row: the engine need not see it.
+            return fields, keyword, [(n, ref) for n, ref in engine if ref.type != pa.null()]
+
+        key = (schema, None if keyword_columns is None else tuple(keyword_columns))
+        return self._bindings.get(key, make)
+
     def missing_fields(self, data: Any) -> list[str]:
         """Referenced fields that `data` (a schema, or data with one) does not have."""
         schema = data if isinstance(data, pa.Schema) else data.schema
-        empty = pa.RecordBatch.from_pylist([], schema=schema)
-        return sorted(f for f in self.program.fields if f not in schema.names and _struct_path(empty, f) is None)
+        return sorted(self._bind(schema)[0].missing)
 
-    def keyword_columns(self, schema: pa.Schema, keyword_columns: Sequence[str] | None = None) -> list[str]:
+    def keyword_columns(
+        self, schema: pa.Schema, keyword_columns: Sequence[str] | None = None
+    ) -> list[str]:
         """The columns keyword values search: given ones, or every string column."""
-        if not self.has_keywords:
-            return []
-        if keyword_columns is not None:
-            empty = pa.RecordBatch.from_pylist([], schema=schema)
-            return [c for c in keyword_columns if c in schema.names or _struct_path(empty, c) is not None]
-        return [f.name for f in schema if _is_string(f.type)]
+        return list(self._bind(schema, keyword_columns)[1])
 
-    def _project(self, batch: pa.RecordBatch, keyword: list[str]) -> pa.RecordBatch:
-        """The batch reduced to the program's fields (struct paths resolved) and keyword
-        columns, each named as the engine expects."""
-        names, arrays = [], []
-        for name in dict.fromkeys([*self.program.fields, *keyword]):
-            if name in batch.schema.names:
-                array = batch.column(name)
-            else:
-                array = _struct_path(batch, name)
-                if array is None:
-                    continue
-            names.append(name)
-            arrays.append(array)
-        if not arrays:
+    @staticmethod
+    def _project(batch: pa.RecordBatch, engine: list[tuple[str, ColumnRef]]) -> pa.RecordBatch:
+        """The batch reduced to the columns the engine reads, each named as it expects."""
+        if not engine:
             return pa.RecordBatch.from_pydict({"__rows": pa.nulls(batch.num_rows)})
-        return pa.RecordBatch.from_arrays(arrays, names=names)
+        return pa.RecordBatch.from_arrays(
+            [ref.array(batch) for _, ref in engine], names=[name for name, _ in engine]
+        )
 
     def match_indices(
         self, data: Any, threads: int | None = None, keyword_columns: Sequence[str] | None = None
@@ -212,11 +239,11 @@ class Matcher:
             group.clear()
 
         for batch in _batches(data):
-            batch_keyword = self.keyword_columns(batch.schema, keyword_columns)
+            _, batch_keyword, engine = self._bind(batch.schema, keyword_columns)
             if group and batch_keyword != keyword:
                 flush()
             keyword = batch_keyword
-            group.append(self._project(batch, keyword))
+            group.append(self._project(batch, engine))
             if sum(b.num_rows for b in group) >= ROWS_PER_CALL:
                 flush()
         if group:

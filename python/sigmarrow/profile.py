@@ -402,11 +402,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _load_matcher(specs: Sequence[str], pipeline: Sequence[str]) -> Any:
-    import sigmarrow
+    from sigmarrow.cache import compile_or_load
 
-    if len(specs) == 1 and specs[0].endswith(".json") and Path(specs[0]).is_file():
-        return sigmarrow.Matcher.load(specs[0])
-    return sigmarrow.compile(list(specs), pipeline=list(pipeline) or None)
+    return compile_or_load(specs, {"pipeline": list(pipeline) or None}).matcher
 
 
 def run(args: argparse.Namespace) -> int:

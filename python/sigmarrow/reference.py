@@ -54,11 +54,11 @@ __all__ = ["evaluate_rule", "match"]
 _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 # ISO 8601 timestamps accepted in string values:
-#   YYYY-MM-DD[T ]HH:MM[:SS[.fraction]][Z|±HH:MM]   or a bare date YYYY-MM-DD.
+#   YYYY-MM-DD[T ]HH:MM[:SS[.fraction]][Z|±HH:MM|±HHMM]   or a bare date YYYY-MM-DD.
 # Groups: year, month, day, hour, minute, second, offset.
 _ISO_TIMESTAMP = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    r"(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+    r"(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 )
 
 _REGEX_FLAGS = {
@@ -241,7 +241,7 @@ def _as_datetime(value: Any) -> dt.datetime | None:
         )
         if offset is None or offset == "Z":
             return stamp
-        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        hours, minutes = int(offset[1:3]), int(offset[-2:])
         if hours > 23 or minutes > 59:
             return None
         sign = -1 if offset[0] == "-" else 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from sigma.rule import SigmaRule, SigmaRuleBase
 
 from sigmarrow.errors import PipelineError, RuleError
 from sigmarrow.logsource import LogSource, not_applicable, parse_logsources
+from sigmarrow.selection import RuleSelection
 
 RuleSource = str | Path | SigmaCollection
 Sources = RuleSource | Sequence[RuleSource]
@@ -48,10 +49,17 @@ def rule_error(rule: SigmaRuleBase, reason: str) -> RuleError:
     return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
 
 
-def _rule_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
-    return [path]
+def rule_files(path: Path) -> list[Path]:
+    """The rule files of a file or folder (recursive), in a stable order."""
+    if not path.is_dir():
+        return [path]
+    found = [
+        Path(folder, name)
+        for folder, _, names in os.walk(path)
+        for name in names
+        if name.endswith(RULE_SUFFIXES)
+    ]
+    return sorted(p for p in found if p.is_file())
 
 
 def _is_yaml_text(source: str) -> bool:
@@ -61,9 +69,86 @@ def _is_yaml_text(source: str) -> bool:
 _ID = re.compile(r"^id:\s*['\"]?([0-9A-Za-z-]+)", re.MULTILINE)
 
 
+#: The most YAML nodes a rule file may expand to once its aliases are followed (SigmaHQ's
+#: largest file has ~9,000): beyond, a 600-byte alias bomb would take pySigma gigabytes.
+MAX_YAML_NODES = 200_000
+#: The most values one `windash` value may expand to (5 per dash at a word start; pySigma
+#: expands before anything else sees the rule). SigmaHQ's largest is 125.
+MAX_WINDASH_VARIANTS = 20_000
+_WINDASH_DASH = re.compile(r"\B[-/]\b")  # where pySigma's windash inserts its variants
+
+
+def _screen(text: str) -> str | None:
+    """Why a rule file must not reach pySigma (it would take minutes or gigabytes), or None.
+    Read with PyYAML's safe loader, as pySigma itself reads it; a file that does not load
+    is left for pySigma to report."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        return None
+    sizes: dict[int, int] = {}
+    total = 0
+    for document in documents:
+        total += _expanded_size(document, sizes)
+        if total > MAX_YAML_NODES:
+            return (
+                f"the YAML expands to more than {MAX_YAML_NODES:,} nodes once its aliases are "
+                f"followed (the limit; docs/limits.md)"
+            )
+        detection = document.get("detection") if isinstance(document, dict) else None
+        for key, value in _items(detection):
+            if "|windash" not in str(key):
+                continue
+            for text_value in value if isinstance(value, list) else [value]:
+                dashes = len(_WINDASH_DASH.findall(str(text_value)))
+                if 5**dashes > MAX_WINDASH_VARIANTS:
+                    return (
+                        f"windash on a value with {dashes} dashes expands to {5**dashes:,} "
+                        f"values; the limit is {MAX_WINDASH_VARIANTS:,} (docs/limits.md)"
+                    )
+    return None
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """Nodes of `node` with shared (aliased) parts counted each time they appear; iterative,
+    memoized by identity, so an alias bomb costs its size in YAML, not its expansion."""
+    stack = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        if id(current) in sizes:
+            continue
+        children = (
+            [*current.keys(), *current.values()] if isinstance(current, dict)
+            else current if isinstance(current, list) else []
+        )
+        if done or not children:
+            sizes[id(current)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+        else:
+            stack.append((current, True))
+            stack.extend((c, False) for c in children if isinstance(c, dict | list))
+    return sizes.get(id(node), 1)
+
+
+def _items(detection: Any) -> list[tuple[Any, Any]]:
+    """(key, value) of every map inside a detection, however nested in lists."""
+    out, stack = [], [detection]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            out += list(current.items())
+            stack += list(current.values())
+        elif isinstance(current, list):
+            stack += current
+    return out
+
+
 def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[RuleError]]:
     """One YAML document set; parse failures become errors naming the file and rule id."""
     where = str(path) if path else None
+    problem = _screen(text)
+    if problem:
+        found = _ID.search(text)
+        return None, [RuleError(where, found.group(1) if found else None, None, problem)]
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True, collect_filters=True)
     except (SigmaError, yaml.YAMLError, ValueError, TypeError) as e:
@@ -96,11 +181,13 @@ def load_rules(
     pipeline: PipelineSpec = None,
     logsource: LogSourceSpec = None,
     unrouted: bool = False,
+    select: RuleSelection | None = None,
 ) -> LoadedRules:
     """Parses rule files, folders (recursive), YAML text or SigmaCollections and applies
     the processing pipeline to a fresh copy of every rule (pipelines mutate rules). Rules
     that do not apply to the declared `logsource`s, or that the pipeline's routing does not
-    route (unless `unrouted`), are left out with the reason (see `sigmarrow.logsource`)."""
+    route (unless `unrouted`), and those `select` leaves out, are left out with the reason
+    (see `sigmarrow.logsource`, `sigmarrow.selection`)."""
     declared = parse_logsources(logsource)
     processing = resolve_pipeline(pipeline)
     collections: list[SigmaCollection] = []
@@ -119,7 +206,7 @@ def load_rules(
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"rule path does not exist: {path}")
-        for file in _rule_files(path):
+        for file in rule_files(path):
             try:
                 text = file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as e:
@@ -136,7 +223,9 @@ def load_rules(
             continue
         if rule.errors:  # already reported, with the collection's errors
             continue
-        reason = not_applicable(rule, declared, processing, unrouted)
+        reason = (select.reason_left_out(rule) if select else None) or not_applicable(
+            rule, declared, processing, unrouted
+        )
         if reason:
             skipped.append(rule_error(rule, reason))
             continue
@@ -148,13 +237,6 @@ def load_rules(
             continue
         rules.append(rule)
     return LoadedRules(rules, errors, skipped)
-
-
-@cache
-def _registry() -> dict[str, Any]:
-    from sigma.plugins import InstalledSigmaPlugins
-
-    return dict(InstalledSigmaPlugins.autodiscover().pipelines)
 
 
 def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
@@ -175,7 +257,8 @@ def resolve_pipeline(spec: PipelineSpec) -> ProcessingPipeline | None:
 
 
 def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
-    from sigmarrow.pipelines import builtin_pipeline
+    from sigmarrow.pipelines import builtin_pipeline, builtin_pipeline_names
+    from sigmarrow.pipelines.plugins import installed_pipelines
 
     name = str(spec)
     builtin = builtin_pipeline(name) if isinstance(spec, str) else None
@@ -185,8 +268,12 @@ def _named_pipeline(spec: str | Path) -> ProcessingPipeline:
             return ProcessingPipeline.from_yaml(path.read_text(encoding="utf-8"))
         except (SigmaError, ValueError, TypeError, KeyError) as e:
             raise PipelineError(f"pipeline file {path}: {e}") from None
-    registry = _registry()
+    registry = installed_pipelines()
     if name in registry:
         return registry[name]()
-    known = ", ".join(sorted(registry))
-    raise PipelineError(f"unknown pipeline {name!r}: not a YAML file, and not one of: windows, {known}")
+    known = ", ".join(sorted({*builtin_pipeline_names(), *registry}))
+    raise PipelineError(
+        f"unknown pipeline {name!r}: not a pipeline YAML file, and not one of the known names: "
+        f"{known} (pySigma pipeline plugins add names: pip install the plugin, e.g. "
+        "pysigma-pipeline-sysmon)"
+    )

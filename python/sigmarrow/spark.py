@@ -20,10 +20,19 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 import sigmarrow
+from sigmarrow.columns import bind
+from sigmarrow.scan.hits import RULE_COLUMNS, RuleColumns
 
 try:
     from pyspark.sql import functions as F
-    from pyspark.sql.types import CharType, StringType, StructField, StructType, VarcharType
+    from pyspark.sql.types import (
+        CharType,
+        DataType,
+        StringType,
+        StructField,
+        StructType,
+        VarcharType,
+    )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("sigmarrow.spark needs PySpark: pip install 'sigmarrow[spark]'") from exc
 
@@ -32,17 +41,18 @@ if TYPE_CHECKING:
 
 __all__ = ["OUTPUT_COLUMNS", "match"]
 
-#: The columns every output row carries after the requested input columns.
-OUTPUT_COLUMNS = ("rule_id", "rule_title", "level")
+#: The columns every output row carries after the requested input columns: the rule
+#: columns of a scan's hits (sigmarrow.scan.hits) but tags, so that all are strings.
+OUTPUT_COLUMNS = tuple(c for c in RULE_COLUMNS if c != "tags")
 
 # Added only when the rules need no column the data has: Spark hands a zero-column batch
 # as zero rows, so a rule that is true on absent fields (`not filter`) would see nothing.
 _ROW_COLUMN = "__sigmarrow_row__"
 
-# Per worker process: program digest -> (matcher, rule_id, rule_title, level arrays).
-# Spark reuses Python workers across tasks (spark.python.worker.reuse, on by default),
-# so a program is loaded once per worker, not once per task or batch.
-_CACHE: dict[str, tuple[Any, pa.Array, pa.Array, pa.Array]] = {}
+# Per worker process: program digest -> (matcher, its rule columns). Spark reuses Python
+# workers across tasks (spark.python.worker.reuse, on by default), so a program is loaded
+# once per worker, not once per task or batch.
+_CACHE: dict[str, tuple[Any, RuleColumns]] = {}
 _CACHE_SIZE = 8
 _LOADS: Counter[str] = Counter()  # loads per digest in this process; read by the tests
 
@@ -70,11 +80,12 @@ def match(
     _check_columns(out_columns, names)
 
     spark_types = {f.name: f for f in df.schema.fields}
+    shape = _arrow_shape(df.schema)
     keyword_columns = None
     if matcher.has_keywords:
         # Name them: the projection below must not change which columns keywords search.
-        keyword_columns = [n for n in names if _is_string(spark_types[n].dataType)]
-    needed = _needed_columns(matcher.fields, names)
+        keyword_columns = matcher.keyword_columns(shape)
+    needed = bind(shape, matcher.fields).columns
     wanted = {*needed, *out_columns, *(keyword_columns or ())}
     projection = [F.col(_quote(n)) for n in names if n in wanted]
     if not projection:
@@ -107,7 +118,7 @@ class _MatchBatches:
         self.keyword_columns = keyword_columns
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        matcher, ids, titles, levels = _load(self.digest, self.program)
+        matcher, rule_columns = _load(self.digest, self.program)
         names = [*self.columns, *OUTPUT_COLUMNS]
         for batch in batches:
             # Spark already runs one task per core: one engine thread per task.
@@ -117,32 +128,20 @@ class _MatchBatches:
             if len(rows) == 0:
                 continue
             arrays = [batch.column(name).take(rows) for name in self.columns]
-            arrays += [ids.take(rule_index), titles.take(rule_index), levels.take(rule_index)]
+            arrays += rule_columns.take(rule_index, OUTPUT_COLUMNS)
             yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def _load(digest: str, program: bytes) -> tuple[Any, pa.Array, pa.Array, pa.Array]:
+def _load(digest: str, program: bytes) -> tuple[Any, RuleColumns]:
     entry = _CACHE.get(digest)
     if entry is None:
         matcher = sigmarrow.Matcher.from_bytes(program)
-        entry = (matcher, *_rule_arrays(matcher))
+        entry = (matcher, RuleColumns(matcher.rules))
         if len(_CACHE) >= _CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]
         _CACHE[digest] = entry
         _LOADS[digest] += 1
     return entry
-
-
-def _rule_arrays(matcher: Any) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """rule_id, rule_title and level as string arrays indexed by rule index."""
-    rules = sorted(matcher.rules, key=lambda r: r.index)
-    if [r.index for r in rules] != list(range(len(rules))):
-        raise sigmarrow.ProgramError("rule indexes are not 0..n-1")
-    return (
-        pa.array([None if r.id is None else str(r.id) for r in rules], pa.string()),
-        pa.array([r.title for r in rules], pa.string()),
-        pa.array([None if r.level is None else str(r.level) for r in rules], pa.string()),
-    )
 
 
 def _as_matcher(rules: Any, pipeline: Any) -> Any:
@@ -151,19 +150,6 @@ def _as_matcher(rules: Any, pipeline: Any) -> Any:
             raise ValueError("pipeline= applies when compiling; this Matcher is compiled")
         return rules
     return sigmarrow.compile(rules, pipeline=pipeline)
-
-
-def _needed_columns(fields: Iterable[str], names: Sequence[str]) -> list[str]:
-    """Top-level columns the rule fields resolve to: the column of that name, or for a
-    dotted field with no such column, the struct columns it may be a path into."""
-    present = set(names)
-    needed = []
-    for field in fields:
-        if field in present:
-            needed.append(field)
-        elif "." in field:
-            needed.extend(n for n in names if field.startswith(n + "."))
-    return needed
 
 
 def _check_columns(columns: Sequence[str], names: Sequence[str]) -> None:
@@ -189,8 +175,18 @@ def _unique(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _is_string(data_type: Any) -> bool:
-    return isinstance(data_type, StringType | CharType | VarcharType)
+def _arrow_shape(schema: StructType) -> pa.Schema:
+    """What field resolution looks at in a Spark schema, in Arrow types: names, struct
+    children and which columns hold text (any other type is null here)."""
+
+    def shape(t: DataType) -> pa.DataType:
+        if isinstance(t, StringType | CharType | VarcharType):
+            return pa.string()
+        if isinstance(t, StructType):
+            return pa.struct([pa.field(f.name, shape(f.dataType)) for f in t.fields])
+        return pa.null()
+
+    return pa.schema([pa.field(f.name, shape(f.dataType)) for f in schema.fields])
 
 
 def _quote(name: str) -> str:

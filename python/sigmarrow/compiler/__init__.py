@@ -38,7 +38,6 @@ from sigma.types import (
     SpecialChars,
 )
 
-from sigmarrow import _engine
 from sigmarrow.errors import RuleError
 from sigmarrow.program import (
     Anchor,
@@ -53,6 +52,7 @@ from sigmarrow.program import (
     TimePart,
     all_of,
     any_of,
+    atom_ids,
     depth,
     negate,
     rule_record,
@@ -67,6 +67,10 @@ class Unsupported(Exception):
 #: The deepest condition a rule may have after and/or/not are flattened (an atom is depth 1).
 #: SigmaHQ's deepest is far below; deeper is hostile input and one rule's error.
 MAX_CONDITION_DEPTH = 32
+#: The most atom references one rule may hold after expansion (SigmaHQ's largest: 4,432, the
+#: vulnerable-driver hash list), and the most distinct atoms in a program (SigmaHQ: 34,624).
+MAX_RULE_ATOMS = 50_000
+MAX_PROGRAM_ATOMS = 2_000_000
 
 
 _CMP: dict[CompareOperators, Compare] = {
@@ -158,6 +162,11 @@ class RuleCompiler:
             condition = any_of([self.condition(c.parsed) for c in rule.detection.parsed_condition])
         except RecursionError:
             raise Unsupported("the condition nests too deep to parse") from None
+        if len(atom_ids(condition)) > MAX_RULE_ATOMS:
+            raise Unsupported(
+                f"the rule expands to {len(atom_ids(condition)):,} values; the limit is "
+                f"{MAX_RULE_ATOMS:,} (docs/limits.md)"
+            )
         if depth(condition) > MAX_CONDITION_DEPTH:
             raise Unsupported(
                 f"the condition nests {depth(condition)} levels deep after flattening "
@@ -194,9 +203,7 @@ class RuleCompiler:
     def regex(self, field: int | None, value: SigmaRegularExpression) -> Expr:
         pattern = _regex_text(value)
         flags = "".join(sorted(_FLAGS[f] for f in value.flags))
-        problem = _engine.regex_error(pattern, flags)
-        if problem:
-            raise Unsupported(f"regex {pattern!r} does not compile: {problem}")
+        # Whether the engine can compile it is decided when the matcher is built.
         return self.builder.atom({"op": "re", "field": field, "pattern": pattern, "flags": flags})
 
     def time(self, field: int, value: SigmaTimestampPart, cmp: Compare) -> Expr:
@@ -271,6 +278,11 @@ def compile_rules(
         mark = builder.mark()
         try:
             condition = rc.rule(rule)
+            if len(builder.atoms) > MAX_PROGRAM_ATOMS:
+                raise Unsupported(
+                    f"the program would hold more than {MAX_PROGRAM_ATOMS:,} distinct values "
+                    "(the limit; docs/limits.md)"
+                )
         except (Unsupported, SigmaError) as e:  # SigmaError: e.g. an undefined detection
             builder.rollback(mark)
             errors.append(rule_error(rule, str(e)))

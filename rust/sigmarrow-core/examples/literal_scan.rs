@@ -20,11 +20,17 @@ fn main() {
     let (literals, values) = (lines(literals), lines(values));
     for min_bytes in [1, 4, 6, 8] {
         let chosen: Vec<&String> = literals.iter().filter(|l| l.len() >= min_bytes).collect();
-        let automaton = AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&chosen).expect("automaton");
+        let automaton = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&chosen)
+            .expect("automaton");
         let (mut best, mut hits) = (f64::MAX, 0);
         for _ in 0..5 {
             let start = Instant::now();
-            hits = values.iter().map(|v| automaton.find_overlapping_iter(v.as_str()).count()).sum::<usize>();
+            hits = values
+                .iter()
+                .map(|v| automaton.find_overlapping_iter(v.as_str()).count())
+                .sum::<usize>();
             best = best.min(start.elapsed().as_secs_f64());
         }
         println!(

@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
-use arrow_array::{Array, ArrayRef, BooleanArray, LargeStringArray, OffsetSizeTrait, StringArray, StringViewArray};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, LargeStringArray, OffsetSizeTrait, StringArray, StringViewArray,
+};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -42,8 +44,12 @@ impl<'a> StrCol<'a> {
     /// way through a column when a test reads bytes.
     pub fn for_each_bytes(&self, start: usize, end: usize, f: impl FnMut(usize, Option<&'a [u8]>)) {
         match self {
-            StrCol::Utf8(a) => each_between_offsets(a.value_offsets(), a.value_data(), a.nulls(), start, end, f),
-            StrCol::Large(a) => each_between_offsets(a.value_offsets(), a.value_data(), a.nulls(), start, end, f),
+            StrCol::Utf8(a) => {
+                each_between_offsets(a.value_offsets(), a.value_data(), a.nulls(), start, end, f)
+            }
+            StrCol::Large(a) => {
+                each_between_offsets(a.value_offsets(), a.value_data(), a.nulls(), start, end, f)
+            }
             StrCol::View(a) => {
                 let mut f = f;
                 (start..end).for_each(|i| f(i, a.is_valid(i).then(|| a.value(i).as_bytes())));
@@ -56,6 +62,23 @@ impl<'a> StrCol<'a> {
             StrCol::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
             StrCol::Large(a) => a.is_valid(i).then(|| a.value(i)),
             StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
+        }
+    }
+
+    /// The value of row `i`, which the caller knows is valid (not null).
+    pub fn valid_value(&self, i: usize) -> &'a str {
+        match *self {
+            StrCol::Utf8(a) => a.value(i),
+            StrCol::Large(a) => a.value(i),
+            StrCol::View(a) => a.value(i),
+        }
+    }
+
+    pub fn nulls(&self) -> Option<&'a NullBuffer> {
+        match *self {
+            StrCol::Utf8(a) => a.nulls(),
+            StrCol::Large(a) => a.nulls(),
+            StrCol::View(a) => a.nulls(),
         }
     }
 }
@@ -86,14 +109,20 @@ pub(crate) enum Col<'a> {
     Str(StrCol<'a>),
     /// Dictionary-encoded strings: atoms run once per dictionary value. A null key is
     /// [`NULL_KEY`].
-    Dict { keys: Vec<u32>, values: StrCol<'a> },
+    Dict {
+        keys: Vec<u32>,
+        values: StrCol<'a>,
+    },
     Int(Vec<Option<i128>>),
     Float(Vec<Option<f64>>),
     Bool(&'a BooleanArray),
     Time(Vec<Option<NaiveDateTime>>),
 }
 
-fn widen<T: ArrowPrimitiveType, U>(array: &dyn Array, f: impl Fn(T::Native) -> U) -> Vec<Option<U>> {
+fn widen<T: ArrowPrimitiveType, U>(
+    array: &dyn Array,
+    f: impl Fn(T::Native) -> U,
+) -> Vec<Option<U>> {
     array.as_primitive::<T>().iter().map(|v| v.map(&f)).collect()
 }
 
@@ -109,7 +138,13 @@ where
     let keys = match dict.keys().nulls() {
         // No nulls: a plain loop over the key buffer, which the compiler vectorizes.
         None => dict.keys().values().iter().map(key).collect(),
-        Some(nulls) => dict.keys().values().iter().zip(nulls.iter()).map(|(k, valid)| if valid { key(k) } else { NULL_KEY }).collect(),
+        Some(nulls) => dict
+            .keys()
+            .values()
+            .iter()
+            .zip(nulls.iter())
+            .map(|(k, valid)| if valid { key(k) } else { NULL_KEY })
+            .collect(),
     };
     (keys, dict.values())
 }
@@ -164,22 +199,32 @@ impl<'a> Col<'a> {
             DataType::Timestamp(unit, _) => {
                 let unit = *unit;
                 let at = |v: i64| epoch_time(v, unit);
-                Col::Time(match unit {
-                    TimeUnit::Second => widen::<TimestampSecondType, _>(array, at),
-                    TimeUnit::Millisecond => widen::<TimestampMillisecondType, _>(array, at),
-                    TimeUnit::Microsecond => widen::<TimestampMicrosecondType, _>(array, at),
-                    TimeUnit::Nanosecond => widen::<TimestampNanosecondType, _>(array, at),
-                }
+                Col::Time(
+                    match unit {
+                        TimeUnit::Second => widen::<TimestampSecondType, _>(array, at),
+                        TimeUnit::Millisecond => widen::<TimestampMillisecondType, _>(array, at),
+                        TimeUnit::Microsecond => widen::<TimestampMicrosecondType, _>(array, at),
+                        TimeUnit::Nanosecond => widen::<TimestampNanosecondType, _>(array, at),
+                    }
+                    .into_iter()
+                    .map(Option::flatten)
+                    .collect(),
+                )
+            }
+            DataType::Date32 => Col::Time(
+                widen::<Date32Type, _>(array, |d| {
+                    epoch_time(i64::from(d) * 86_400, TimeUnit::Second)
+                })
                 .into_iter()
                 .map(Option::flatten)
-                .collect())
-            }
-            DataType::Date32 => Col::Time(widen::<Date32Type, _>(array, |d| {
-                epoch_time(i64::from(d) * 86_400, TimeUnit::Second)
-            }).into_iter().map(Option::flatten).collect()),
-            DataType::Date64 => Col::Time(widen::<Date64Type, _>(array, |ms| {
-                epoch_time(ms, TimeUnit::Millisecond)
-            }).into_iter().map(Option::flatten).collect()),
+                .collect(),
+            ),
+            DataType::Date64 => Col::Time(
+                widen::<Date64Type, _>(array, |ms| epoch_time(ms, TimeUnit::Millisecond))
+                    .into_iter()
+                    .map(Option::flatten)
+                    .collect(),
+            ),
             _ => return Err(unsupported()),
         })
     }
@@ -190,7 +235,10 @@ impl<'a> Col<'a> {
             Col::AllNull => None,
             Col::Present(a) => a.is_valid(i).then_some(Value::Opaque),
             Col::Str(s) => s.get(i).map(Value::Str),
-            Col::Dict { keys, values } => (keys[i] != NULL_KEY).then(|| values.get(keys[i] as usize)).flatten().map(Value::Str),
+            Col::Dict { keys, values } => (keys[i] != NULL_KEY)
+                .then(|| values.get(keys[i] as usize))
+                .flatten()
+                .map(Value::Str),
             Col::Int(v) => v[i].map(Value::Int),
             Col::Float(v) => v[i].map(Value::Float),
             Col::Bool(b) => b.is_valid(i).then(|| Value::Bool(b.value(i))),
@@ -290,13 +338,13 @@ pub(crate) fn parse_number(s: &str) -> Option<Num> {
     s.parse::<f64>().ok().map(Num::Float)
 }
 
-/// ISO 8601 `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]][Z|±HH[:]MM]]`, converted to UTC when an
-/// offset is given.
+/// ISO 8601 `YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]][Z|±HH:MM|±HHMM]]` in ASCII digits,
+/// converted to UTC when an offset is given (docs/semantics.md).
 pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(
-            r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+            r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$",
         )
         .expect("valid regex")
     });
@@ -310,10 +358,13 @@ pub(crate) fn parse_iso8601(s: &str) -> Option<NaiveDateTime> {
     })?;
     let mut t = date.and_hms_nano_opt(n(4)?, n(5)?, n(6)?, nanos)?;
     if let Some(z) = c.get(8).map(|m| m.as_str()).filter(|z| *z != "Z") {
-        let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
-        let minutes = i64::from(digits[..2].parse::<u32>().ok()? * 60 + digits[2..].parse::<u32>().ok()?);
-        let offset = chrono::Duration::minutes(if z.starts_with('-') { -minutes } else { minutes });
-        t = t.checked_sub_signed(offset)?;
+        let (hours, minutes) =
+            (z[1..3].parse::<i64>().ok()?, z[z.len() - 2..].parse::<i64>().ok()?);
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        let sign = if z.starts_with('-') { -1 } else { 1 };
+        t = t.checked_sub_signed(chrono::Duration::minutes(sign * (hours * 60 + minutes)))?;
     }
     Some(t)
 }
@@ -334,8 +385,15 @@ mod tests {
 
     #[test]
     fn iso8601() {
-        let t = parse_iso8601("2024-03-05T23:30:00+01:00").unwrap();
-        assert_eq!(t.to_string(), "2024-03-05 22:30:00");
+        for offset in ["+01:00", "+0100"] {
+            let t = parse_iso8601(&format!("2024-03-05T23:30:00{offset}")).unwrap();
+            assert_eq!(t.to_string(), "2024-03-05 22:30:00");
+        }
+        for bad in ["+01", "+010", "+2400", "+00:60"] {
+            assert!(parse_iso8601(&format!("2024-03-05T23:30:00{bad}")).is_none(), "{bad}");
+        }
+        // Other digits than ASCII are not the form (nor a fraction to cut at 9 bytes).
+        assert!(parse_iso8601("2024-03-05T23:30:00.\u{661}\u{662}\u{663}\u{664}\u{665}Z").is_none());
         assert_eq!(parse_iso8601("2024-03-05").unwrap().to_string(), "2024-03-05 00:00:00");
         assert!(parse_iso8601("2024-13-05").is_none());
         assert!(parse_iso8601("yesterday").is_none());

@@ -1,15 +1,34 @@
-//! The one error type of the core; the binding maps it to Python exceptions.
+//! The one error type of the core; the binding maps each variant to a Python exception of
+//! `sigmarrow.errors` in one place.
 
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+use crate::program::{FORMAT, VERSION};
+
+#[derive(Clone, Debug, Error)]
 pub enum Error {
-    /// The compiled program is malformed or of another version.
-    #[error("invalid program: {0}")]
-    Program(String),
+    /// The program's JSON does not parse, or a node of it is wrong; `path` names the node
+    /// (`rules[3].condition`), empty for the whole text.
+    #[error("invalid program{}: {reason}", if path.is_empty() { String::new() } else { format!(" at {path}") })]
+    Malformed { path: String, reason: String },
+    /// A program of another format or version.
+    #[error("expected a {FORMAT} of version {VERSION}, got {format:?} version {version}")]
+    Version { format: String, version: u32 },
+    /// A regex atom the engine cannot compile: the rules using it are disabled.
+    #[error("regex '{pattern}' does not compile: {reason}")]
+    Regex { pattern: String, reason: String },
     /// A column a rule needs has a type the engine cannot read.
     #[error("column {column:?} has type {data_type}, which sigmarrow cannot match against (supported: strings, dictionary-encoded strings, integers, floats, booleans, timestamps, dates)")]
     UnsupportedType { column: String, data_type: String },
+    /// The threads a match asked for could not be started.
+    #[error("cannot start {threads} threads: {reason}")]
+    Threads { threads: usize, reason: String },
+}
+
+impl Error {
+    pub(crate) fn malformed(path: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Malformed { path: path.into(), reason: reason.into() }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

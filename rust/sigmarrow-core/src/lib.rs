@@ -10,7 +10,7 @@
 //! # let _ = matcher;
 //! ```
 //!
-//! Design: every atom on a field lives in that field's [`table::FieldTable`]; string
+//! Design: every atom on a field lives in that field's table (`table.rs`); string
 //! literals of all rules are deduplicated into one automaton per field and case mode. A
 //! batch is cut into chunks of rows; each chunk computes a bit set per atom that hit, then
 //! each rule's boolean program runs over those bit sets. The [`Matcher`] is immutable;
@@ -23,11 +23,16 @@ mod casefold_table;
 mod column;
 mod error;
 mod matcher;
+mod plan;
 pub mod program;
-pub mod table;
+mod regex;
+mod scratch;
+mod table;
+mod threads;
 
 pub use casefold::fold;
 pub use error::{Error, Result};
-pub use matcher::{Hit, Matcher, Options, RulePlan};
-pub use program::Program;
-pub use table::{build_regex, check_triggers};
+pub use matcher::{Hit, Matcher, Options};
+pub use plan::RulePlan;
+pub use program::{AtomId, FieldId, Program, RuleId};
+pub use regex::check_triggers;

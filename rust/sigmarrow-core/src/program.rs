@@ -9,10 +9,44 @@ use crate::error::{Error, Result};
 pub const FORMAT: &str = "sigmarrow.program";
 pub const VERSION: u32 = 1;
 
-/// Index of a field in [`Program::fields`].
-pub type FieldId = u32;
-/// Index of an atom in [`Program::atoms`].
-pub type AtomId = u32;
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(transparent)]
+        #[repr(transparent)]
+        pub struct $name(pub(crate) u32);
+
+        impl $name {
+            pub fn new(id: u32) -> $name {
+                $name(id)
+            }
+
+            pub fn as_u32(self) -> u32 {
+                self.0
+            }
+
+            /// The id as an index into the program's list.
+            #[inline]
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+id!(
+    /// Index of a field in [`Program::fields`].
+    FieldId
+);
+id!(
+    /// Index of an atom in [`Program::atoms`].
+    AtomId
+);
+id!(
+    /// Index of a rule in [`Program::rules`]; hits name rules by it.
+    RuleId
+);
 
 #[derive(Debug, Deserialize)]
 pub struct Program {
@@ -135,44 +169,93 @@ impl Atom {
 
 impl Program {
     pub fn from_json(text: &str) -> Result<Program> {
-        let program: Program =
-            serde_json::from_str(text).map_err(|e| Error::Program(e.to_string()))?;
+        let mut json = serde_json::Deserializer::from_str(text);
+        let program: Program = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            // The whole text is the path ".".
+            let path = e.path().to_string().trim_start_matches('.').to_string();
+            Error::malformed(path, e.into_inner().to_string())
+        })?;
         program.validate()?;
         Ok(program)
     }
 
     fn validate(&self) -> Result<()> {
         if self.format != FORMAT || self.version != VERSION {
-            return Err(Error::Program(format!(
-                "expected {FORMAT} version {VERSION}, got {} version {}",
-                self.format, self.version
-            )));
+            return Err(Error::Version { format: self.format.clone(), version: self.version });
         }
-        let nfields = self.fields.len() as u32;
+        let nfields = self.fields.len();
         for (i, atom) in self.atoms.iter().enumerate() {
             let other = match atom {
                 Atom::FieldRef { other, .. } => Some(*other),
                 _ => None,
             };
             for f in atom.field().into_iter().chain(other) {
-                if f >= nfields {
-                    return Err(Error::Program(format!("atom {i} names field {f}, out of range")));
+                if f.index() >= nfields {
+                    let reason = format!("field {} out of range ({nfields} fields)", f.0);
+                    return Err(Error::malformed(format!("atoms[{i}]"), reason));
                 }
             }
         }
-        for rule in &self.rules {
-            check_expr(&rule.condition, self.atoms.len() as u32)
-                .map_err(|e| Error::Program(format!("rule {}: {e}", rule.id)))?;
+        for (i, rule) in self.rules.iter().enumerate() {
+            check_expr(&rule.condition, self.atoms.len())
+                .map_err(|reason| Error::malformed(format!("rules[{i}].condition"), reason))?;
         }
         Ok(())
     }
 }
 
-fn check_expr(expr: &Expr, natoms: u32) -> std::result::Result<(), String> {
+fn check_expr(expr: &Expr, natoms: usize) -> std::result::Result<(), String> {
     match expr {
         Expr::And(xs) | Expr::Or(xs) => xs.iter().try_for_each(|x| check_expr(x, natoms)),
         Expr::Not(x) => check_expr(x, natoms),
-        Expr::Atom(a) if *a >= natoms => Err(format!("atom {a} out of range")),
+        Expr::Atom(a) if a.index() >= natoms => {
+            Err(format!("atom {} out of range ({natoms} atoms)", a.0))
+        }
         Expr::Atom(_) | Expr::Const(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(json: &str) -> String {
+        Program::from_json(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_programs_name_the_node() {
+        let head = r#""format": "sigmarrow.program", "version": 1, "fields": ["A"]"#;
+        let atom = r#"{"op": "str", "field": 0, "anchor": "exact", "value": "x", "cased": false}"#;
+        let cases = [
+            (
+                format!(r#"{{{head}, "atoms": [{{"op": "str"}}], "rules": []}}"#),
+                "at atoms[0]: missing field",
+            ),
+            (
+                format!(r#"{{{head}, "atoms": [], "rules": [{{"id": "r"}}]}}"#),
+                "at rules[0]: missing field `condition`",
+            ),
+            (
+                format!(
+                    r#"{{{head}, "atoms": [{atom}], "rules": [{{"id": "r", "condition": {{"or": [{{"atom": 1}}]}}}}]}}"#
+                ),
+                "at rules[0].condition: atom 1 out of range (1 atoms)",
+            ),
+            (
+                format!(
+                    r#"{{{head}, "atoms": [{atom}], "rules": [{{"id": "r", "condition": {{"atom": "x"}}}}]}}"#
+                ),
+                "at rules[0].condition.atom: invalid type",
+            ),
+            ("[]".to_string(), "invalid program: invalid length 0"),
+        ];
+        for (json, want) in cases {
+            let got = error(&json);
+            assert!(got.contains(want), "{got:?} lacks {want:?}");
+        }
+        let other =
+            error(r#"{"format": "x", "version": 2, "fields": [], "atoms": [], "rules": []}"#);
+        assert_eq!(other, r#"expected a sigmarrow.program of version 1, got "x" version 2"#);
     }
 }

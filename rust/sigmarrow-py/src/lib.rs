@@ -4,23 +4,35 @@
 use std::sync::Arc;
 
 use arrow_array::{Int64Array, UInt32Array};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 use pyo3_arrow::{PyArray, PyRecordBatch};
-use sigmarrow_core::{Error, Matcher, Options};
+use sigmarrow_core::{AtomId, Error, Matcher, Options, RuleId};
 
-/// Raises the `sigmarrow.errors` exception matching a core error.
-fn to_py(err: Error) -> PyErr {
+/// The `sigmarrow.errors` classes core errors become, imported with this module.
+struct ErrorClasses {
+    program: Py<PyType>,
+    data: Py<PyType>,
+    base: Py<PyType>,
+}
+
+static ERROR_CLASSES: PyOnceLock<ErrorClasses> = PyOnceLock::new();
+
+/// The one conversion of core errors into Python exceptions.
+fn to_py(py: Python<'_>, err: Error) -> PyErr {
+    let classes = ERROR_CLASSES.get(py).expect("imported when the module was");
     let class = match err {
-        Error::Program(_) => "ProgramError",
-        Error::UnsupportedType { .. } => "DataError",
+        Error::Malformed { .. } | Error::Version { .. } | Error::Regex { .. } => &classes.program,
+        Error::UnsupportedType { .. } => &classes.data,
+        Error::Threads { .. } => &classes.base,
     };
-    Python::attach(|py| {
-        match py.import("sigmarrow.errors").and_then(|m| m.getattr(class)) {
-            Ok(cls) => PyErr::from_value(cls.call1((err.to_string(),)).unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any())),
-            Err(e) => PyRuntimeError::new_err(format!("{err} (and sigmarrow.errors failed to import: {e})")),
-        }
-    })
+    PyErr::from_type(class.bind(py).clone(), err.to_string())
+}
+
+fn ids(atoms: Vec<AtomId>) -> Vec<u32> {
+    atoms.into_iter().map(AtomId::as_u32).collect()
 }
 
 /// A compiled matcher, built from a program's JSON text.
@@ -34,17 +46,26 @@ impl Engine {
     /// `prefilter` and `memo` switch the engine's shortcuts (results never change).
     #[new]
     #[pyo3(signature = (program_json, *, prefilter = true, memo = true))]
-    fn new(program_json: &str, prefilter: bool, memo: bool) -> PyResult<Self> {
+    fn new(py: Python<'_>, program_json: &str, prefilter: bool, memo: bool) -> PyResult<Self> {
         let options = Options { prefilter, memo };
-        Ok(Engine { inner: Matcher::from_json(program_json, options).map_err(to_py)? })
+        let inner = Matcher::from_json(program_json, options).map_err(|e| to_py(py, e))?;
+        Ok(Engine { inner })
+    }
+
+    /// The rules the engine cannot run (they never match): (rule index, reason).
+    fn rule_errors(&self) -> Vec<(u32, String)> {
+        self.inner.rule_errors().iter().map(|(rule, e)| (rule.as_u32(), e.to_string())).collect()
     }
 
     /// How the engine runs rule number `rule`: (needed sets, witness set or None, lazy
     /// atoms), as atom ids.
     #[allow(clippy::type_complexity)]
-    fn rule_plan(&self, rule: usize) -> PyResult<(Vec<Vec<u32>>, Option<Vec<u32>>, Vec<u32>)> {
-        let plan = self.inner.rule_plan(rule).ok_or_else(|| to_py(Error::Program(format!("no rule {rule}"))))?;
-        Ok((plan.needs, plan.witness, plan.lazy))
+    fn rule_plan(&self, rule: u32) -> PyResult<(Vec<Vec<u32>>, Option<Vec<u32>>, Vec<u32>)> {
+        let plan = self
+            .inner
+            .rule_plan(RuleId::new(rule))
+            .ok_or_else(|| PyIndexError::new_err(format!("no rule {rule}")))?;
+        Ok((plan.needs.into_iter().map(ids).collect(), plan.witness.map(ids), ids(plan.lazy)))
     }
 
     /// Matches record batches (rows numbered across them) and returns two pyarrow arrays:
@@ -59,27 +80,21 @@ impl Engine {
         let batches: Vec<_> = batches.into_iter().map(PyRecordBatch::into_inner).collect();
         let hits = py
             .detach(|| self.inner.match_batches(&batches, &keyword_columns, threads))
-            .map_err(to_py)?;
+            .map_err(|e| to_py(py, e))?;
         let rows = Int64Array::from_iter_values(hits.iter().map(|&(row, _)| row as i64));
-        let rules = UInt32Array::from_iter_values(hits.iter().map(|&(_, rule)| rule));
+        let rules = UInt32Array::from_iter_values(hits.iter().map(|&(_, rule)| rule.as_u32()));
         let rows = PyArray::from_array_ref(Arc::new(rows)).to_pyarrow(py)?.unbind();
         let rules = PyArray::from_array_ref(Arc::new(rules)).to_pyarrow(py)?.unbind();
         Ok((rows, rules))
     }
 }
 
-/// The reason `pattern` does not compile as a Sigma `re` value with `flags`, or None.
-#[pyfunction]
-fn regex_error(pattern: &str, flags: &str) -> Option<String> {
-    sigmarrow_core::build_regex(pattern, flags).err()
-}
-
 /// The trigger literals of a glob or regex atom (given as JSON): the engine runs the check
 /// only on values holding one of them (none: on every value). None for other atoms.
 #[pyfunction]
-fn check_triggers(atom_json: &str) -> PyResult<Option<Vec<String>>> {
-    let atom: sigmarrow_core::program::Atom =
-        serde_json::from_str(atom_json).map_err(|e| to_py(Error::Program(e.to_string())))?;
+fn check_triggers(py: Python<'_>, atom_json: &str) -> PyResult<Option<Vec<String>>> {
+    let atom: sigmarrow_core::program::Atom = serde_json::from_str(atom_json)
+        .map_err(|e| to_py(py, Error::Malformed { path: String::new(), reason: e.to_string() }))?;
     Ok(sigmarrow_core::check_triggers(&atom))
 }
 
@@ -91,8 +106,19 @@ fn casefold(text: &str) -> String {
 
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    ERROR_CLASSES.get_or_try_init(py, || -> PyResult<_> {
+        let errors = py.import("sigmarrow.errors")?;
+        let class = |name: &str| -> PyResult<Py<PyType>> {
+            Ok(errors.getattr(name)?.cast_into::<PyType>()?.unbind())
+        };
+        Ok(ErrorClasses {
+            program: class("ProgramError")?,
+            data: class("DataError")?,
+            base: class("SigmarrowError")?,
+        })
+    })?;
     m.add_class::<Engine>()?;
-    m.add_function(wrap_pyfunction!(regex_error, m)?)?;
     m.add_function(wrap_pyfunction!(casefold, m)?)?;
     m.add_function(wrap_pyfunction!(check_triggers, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

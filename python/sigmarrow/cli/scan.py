@@ -1,0 +1,212 @@
+"""``sigmarrow scan``: the command line of :func:`sigmarrow.scan.scan`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from sigmarrow.cli import EXIT_BAD_INPUT, EXIT_MATCHED, EXIT_OK
+from sigmarrow.cli.rules import (
+    add_rule_arguments,
+    check_rule_paths,
+    load_matcher,
+    logsources,
+    take_back_rules,
+    warn_if_unconstrained,
+)
+
+if TYPE_CHECKING:
+    from sigmarrow.scan import Progress
+
+HELP = "match rules against Parquet, Arrow IPC, JSON Lines or EVTX data; write the hits"
+
+_DESCRIPTION = """\
+Match Sigma rules against stored events: Parquet files, folders, globs and hive-partitioned
+datasets (local or object-store URIs), Arrow IPC files, JSON Lines and EVTX files. Writes one
+row per (event, rule) hit: source_file, source_row (0-based within its file), rule_id,
+rule_title, level, tags and event columns; then a summary on stderr."""
+
+_EPILOG = """\
+output formats, by extension:
+{formats}
+
+exit status: 0 done (hits or not); 1 hits found with --fail-on-match; 2 bad usage or bad
+input (also when --skip-bad-files skipped a file); 3 internal error.
+
+example:
+  sigmarrow scan examples/rules --input examples/process_creation.parquet --output -"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sigmarrow.scan.writers import FORMATS, STDOUT_FORMAT
+
+    stdout = FORMATS[STDOUT_FORMAT].help
+    rows = [(", ".join(f.suffixes), f.help) for f in FORMATS.values()]
+    rows.append(("-", f"{stdout} on stdout"))
+    width = max(len(suffixes) for suffixes, _ in rows)
+    formats = "\n".join(f"  {suffixes:<{width}}  {what}" for suffixes, what in rows)
+    p.description = _DESCRIPTION
+    p.epilog = _EPILOG.format(formats=formats, stdout=stdout)
+    p.add_argument(
+        "rules",
+        nargs="*",
+        metavar="RULES",
+        help="Sigma rule files or folders (searched for *.yml, *.yaml), or one compiled "
+        "program (sigmarrow compile)",
+    )
+    p.add_argument(
+        "--input",
+        "-i",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="PATH",
+        help="data to scan: files, folders, globs or URIs (repeatable)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="OUT",
+        help=f"where hits go: {', '.join(f.suffixes[0] for f in FORMATS.values())}, "
+        f"or - ({stdout} on stdout)",
+    )
+    p.add_argument(
+        "--columns",
+        "-c",
+        action="append",
+        default=[],
+        metavar="COL,...",
+        help="event columns to add to every hit (default: the columns of the rule "
+        "that matched; '*' for all)",
+    )
+    p.add_argument(
+        "--threads",
+        "-j",
+        type=_positive_int,
+        metavar="N",
+        help="engine threads (default: all cores)",
+    )
+    p.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="report unreadable files in the summary and go on (exit status 2)",
+    )
+    p.add_argument(
+        "--fail-on-match", action="store_true", help="exit with status 1 when anything matched"
+    )
+    p.add_argument(
+        "--batch-rows",
+        type=_positive_int,
+        metavar="N",
+        help="rows per batch (default: 65536); lower it to use less memory",
+    )
+    add_rule_arguments(
+        p, "Default: the dataset's own declaration, else a guess from its columns;"
+    )
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no summary; errors are still reported",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from sigmarrow.scan import DEFAULT_BATCH_ROWS, discover_inputs, output_format, scan
+    from sigmarrow.scan.writers import check_output
+
+    output_format(args.output)
+    take_back_rules(args)
+    check_rule_paths(args.rules)
+    files, ignored = discover_inputs(args.input)
+    if args.output != "-":
+        check_output(args.output)  # before compiling: fail before the work, not after it
+    columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
+
+    declared, how = logsources(args.logsource, files)
+    compiled = load_matcher(args, declared)
+    matcher = compiled.matcher
+    if not args.quiet:
+        warn_if_unconstrained(matcher, declared)
+
+    bar = None if args.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
+    try:
+        summary = scan(
+            matcher,
+            files,
+            args.output,
+            columns=columns or None,
+            threads=args.threads,
+            skip_bad_files=args.skip_bad_files,
+            batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS,
+            progress=bar.update if bar else None,
+        )
+    finally:
+        if bar:
+            bar.clear()
+    summary.ignored_files = ignored
+    summary.logsource = (", ".join(map(str, declared)) + f" ({how})") if declared else how
+    summary.compile_seconds, summary.compile_how = compiled.seconds, compiled.how
+    if not args.quiet:
+        print(summary.format(), file=sys.stderr)
+    else:  # quiet: errors only
+        for e in summary.compile_errors:
+            print(f"sigmarrow scan: rule not compiled: {e}", file=sys.stderr)
+        for s in summary.skipped_files:
+            print(f"sigmarrow scan: skipped {s.path}: {s.reason}", file=sys.stderr)
+    if summary.skipped_files:
+        return EXIT_BAD_INPUT
+    if args.fail_on_match and summary.hits:
+        return EXIT_MATCHED
+    return EXIT_OK
+
+
+class ProgressBar:
+    """One line on a terminal: files, rows, rows/s and ETA."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.shown = False
+
+    def update(self, p: Progress) -> None:
+        width = shutil.get_terminal_size((80, 24)).columns - 1
+        fraction = min(p.bytes_done / p.bytes_total, 1.0) if p.bytes_total else 0.0
+        eta = p.eta_seconds
+        # Most important first: a narrow terminal cuts the end of the line.
+        text = (
+            f"ETA {_clock(eta) if eta is not None else '--:--'}  "
+            f"{p.files_done}/{p.files_total} files  {p.rows:,} rows  "
+            f"{p.rows_per_second:,.0f} rows/s  {p.hits:,} hits"
+        )
+        room = width - len(text) - len("[] 100%  ")
+        if room >= 10:
+            bar = min(room, 40)
+            filled = int(bar * fraction)
+            text = f"[{'#' * filled}{'.' * (bar - filled)}] {fraction:4.0%}  {text}"
+        self.stream.write("\r" + text[:width] + "\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -1,0 +1,263 @@
+"""Scanning datasets with a compiled matcher: inputs -> batches -> hits -> output -> summary.
+
+This is the library behind ``sigmarrow scan`` (the command line lives in
+:mod:`sigmarrow.cli.scan`)::
+
+    import sigmarrow
+    from sigmarrow.scan import scan
+
+    m = sigmarrow.compile("rules/", pipeline="windows")
+    summary = scan(m, ["lake/process_creation/"], "hits.parquet")
+    print(summary.format())
+
+How it works, and why, one module each:
+
+* :mod:`.inputs` expands inputs into files first (folders recursively, globs, object-store
+  URIs through ``pyarrow.fs``), so that every file is read on its own: hits can name their
+  file and row, a bad file can be skipped, and files of one dataset may differ in schema (a
+  column that a file lacks is absent there) or in physical type (plain or
+  dictionary-encoded strings).
+* :mod:`.readers` reads only the columns the rules reference (``Matcher.fields`` that the
+  file has, struct columns for dotted paths, the requested ones, and every string column
+  when a rule has keywords, which search all of them), in batches, one file at a time, one
+  batch read ahead while the engine matches the previous one.
+* :mod:`.hits` turns the engine's (row, rule) pairs into hit rows, in one schema decided
+  before the first hit for the formats that store one.
+* :mod:`.writers` streams them into the output, under a temporary name renamed at the end,
+  so a failed scan leaves no partial file; memory follows the batches, not the hits.
+* :mod:`.summary` says what was scanned, what matched and what was not.
+
+This module is the loop. What depends only on a schema (which columns to read, where each
+field is, which are missing) is worked out once per schema, not per batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, Any, cast
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from sigmarrow.errors import DataError, UsageError
+from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder
+from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
+from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
+from sigmarrow.scan.summary import Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.writers import FORMATS, Output, output_format
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "FORMATS",
+    "HIT_COLUMNS",
+    "InputFile",
+    "Progress",
+    "RuleHits",
+    "ScanSummary",
+    "SkippedFile",
+    "discover_inputs",
+    "output_format",
+    "scan",
+]
+
+#: Rows per batch handed to the engine. Parquet batches never span row groups, so a
+#: batch can be smaller.
+DEFAULT_BATCH_ROWS = 65_536
+
+
+def scan(
+    matcher: Any,
+    inputs: Sequence[str | os.PathLike[str]] | Sequence[InputFile],
+    output: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    threads: int | None = None,
+    skip_bad_files: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Callable[[Progress], None] | None = None,
+    stdout: IO[bytes] | None = None,
+) -> ScanSummary:
+    """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
+
+    ``inputs``: paths, folders, globs or URIs (or files from :func:`discover_inputs`).
+    ``output``: a path whose suffix names one of :data:`FORMATS` (``.parquet``, ``.jsonl``,
+    ``.arrow``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event columns to add
+    to every hit (``["*"]``: all of them); by default each hit carries the columns its rule
+    references. ``threads`` goes to the engine. ``progress`` is called now and then with a
+    :class:`Progress`.
+
+    Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
+    written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
+    or matched, unless ``skip_bad_files``: then such files are reported in the summary.
+    Nothing is left at ``output`` when it raises.
+    """
+    if batch_rows < 1:
+        raise UsageError("batch_rows must be at least 1")
+    started = time.perf_counter()
+    output = os.fspath(output)
+    typed = output_format(output).typed
+    files, ignored = _files(inputs, output)
+    events = EventColumns(matcher, columns or None)
+    hits = HitBuilder(matcher.rules, events, [schema_of(f) for f in files] if typed else None)
+    loop = _Loop(
+        matcher,
+        hits,
+        Projection(
+            [*matcher.fields, *events.names],
+            keywords=matcher.has_keywords,
+            everything=events.everything,
+        ),
+        ScanSummary(
+            output=output,
+            rules=len(matcher.rules),
+            compile_errors=list(matcher.errors),
+            skipped_rules=list(matcher.skipped),
+            ignored_files=ignored,
+        ),
+        threads,
+        batch_rows,
+        _Reporter(progress, files, started),
+    )
+    with Output(output, hits.schema, stdout) as out:
+        for f in files:
+            loop.file(f, out, skip_bad_files)
+        loop.reporter.report(loop.summary, None, force=True)
+    summary = loop.summary
+    summary.seconds = time.perf_counter() - started
+    summary.hits_per_rule = sorted(
+        (
+            RuleHits(i, r.id, r.title, r.level, count)
+            for i, (r, count) in enumerate(zip(matcher.rules, loop.counts, strict=True))
+            if count
+        ),
+        key=lambda h: (-h.count, h.index),
+    )
+    return summary
+
+
+def _files(
+    inputs: Sequence[str | os.PathLike[str]] | Sequence[InputFile], output: str
+) -> tuple[list[InputFile], int]:
+    """The files to scan, and how many were ignored (not data, or the output itself)."""
+    if inputs and all(isinstance(i, InputFile) for i in inputs):
+        files, ignored = cast(list[InputFile], list(inputs)), 0
+    else:
+        files, ignored = discover_inputs(cast(Sequence[str | os.PathLike[str]], inputs))
+    if output == "-":
+        return files, ignored
+    # Hits written into a scanned folder must not be scanned by the next run.
+    target = os.path.abspath(output)
+    kept = [
+        f
+        for f in files
+        if not (isinstance(f.filesystem, pafs.LocalFileSystem) and f.path == target)
+    ]
+    return kept, ignored + len(files) - len(kept)
+
+
+class _Reporter:
+    """Calls ``progress`` at most every 0.1 s (and at each new file)."""
+
+    def __init__(
+        self, progress: Callable[[Progress], None] | None, files: list[InputFile], started: float
+    ) -> None:
+        self.progress = progress
+        self.files_total = len(files)
+        self.bytes_total = sum(f.size for f in files)
+        self.bytes_done = 0.0  #: of the files done
+        self.started = started
+        self.last = 0.0
+
+    def report(
+        self, summary: ScanSummary, current: str | None, fraction: float = 0.0, force: bool = False
+    ) -> None:
+        now = time.perf_counter()
+        if self.progress is None or (not force and now - self.last < 0.1):
+            return
+        self.last = now
+        self.progress(
+            Progress(
+                summary.files,
+                self.files_total,
+                summary.rows,
+                self.bytes_done + fraction,
+                self.bytes_total,
+                now - self.started,
+                current,
+                summary.hits,
+            )
+        )
+
+
+class _Loop:
+    """What the files of one scan add to: the summary and the hits per rule."""
+
+    def __init__(
+        self,
+        matcher: Any,
+        hits: HitBuilder,
+        projection: Projection,
+        summary: ScanSummary,
+        threads: int | None,
+        batch_rows: int,
+        reporter: _Reporter,
+    ) -> None:
+        self.matcher = matcher
+        self.hits = hits
+        self.projection = projection
+        self.summary = summary
+        self.threads = threads
+        self.batch_rows = batch_rows
+        self.reporter = reporter
+        self.counts = [0] * len(matcher.rules)
+
+    def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
+        """Scan one file; a file that cannot be read or matched raises a DataError naming
+        it, or with ``skip_bad_files`` is reported in the summary (its hits so far kept)."""
+        summary = self.summary
+        self.reporter.report(summary, f.display, force=True)
+        tracker = FileProgress()
+        offset = 0
+        missing: set[str] | None = None  # the referenced fields no batch of the file has
+        try:
+            batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
+            try:
+                for batch in batches:
+                    lacks = set(self.matcher.missing_fields(batch.schema))
+                    missing = lacks if missing is None else missing & lacks
+                    rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
+                    if len(rows):
+                        out.write(self.hits.build(f, batch, offset, rows, rule_index))
+                        self._count(rule_index)
+                    offset += batch.num_rows
+                    summary.rows += batch.num_rows
+                    if tracker.total_rows:
+                        fraction = f.size * min(offset / tracker.total_rows, 1.0)
+                        self.reporter.report(summary, f.display, fraction)
+            finally:
+                batches.close()
+        except BrokenPipeError:
+            raise  # the reader of standard output went away: not this file's fault
+        except (DataError, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+            message = reason(exc)
+            if not skip_bad_files:
+                raise DataError(f"{f.display}: {message}") from None
+            summary.skipped_files.append(SkippedFile(f.display, message, offset))
+        else:
+            summary.files += 1
+            if missing is None:  # no batch at all
+                missing = set(self.matcher.missing_fields(pa.schema([])))
+            for name in missing:
+                summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
+        self.reporter.bytes_done += f.size
+
+    def _count(self, rule_index: pa.Array) -> None:
+        counts = pc.value_counts(rule_index)
+        for index, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
+            self.counts[index] += count
+        self.summary.hits += len(rule_index)
