@@ -59,7 +59,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sigmarrow
 from _common import best_of, machine  # benches/ is on sys.path when run as a script
-from sigmarrow.bench import rule_counts
+from headline import rule_counts
 from sigmarrow.scan import scan
 
 REPO_DIR = Path(__file__).resolve().parents[1]

@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -40,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
+import yaml
 from lake import (
     SYSMON,
     compile_with_rules,
@@ -50,8 +48,8 @@ from lake import (
     widen,
 )
 from sigma.pipelines.common import windows_logsource_mapping
+from sigma.pipelines.sysmon.sysmon import sysmon_generic_logsource_eventid_mapping
 from sigma.pipelines.windows.windows import windows_generic_category_channel_mapping
-from sigma.plugins import InstalledSigmaPlugins
 from sigmahq import (
     SIGMA_DIR,
     RegressionCase,
@@ -60,7 +58,6 @@ from sigmahq import (
     rule_dirs,
     rule_index,
 )
-from sigmarrow.bench import logsource_of
 from sigmarrow.cli import main
 from sigmarrow.evtx import read_evtx
 
@@ -85,18 +82,6 @@ def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-@functools.cache
-def sysmon_event_ids() -> dict[str, Any]:
-    """pySigma's Sysmon category -> event id table. pySigma 1.5's `@Pipeline` decorator is one
-    shared instance: importing the sysmon module before the plugin registry is discovered
-    makes pipeline "sysmon" run the OCSF pipeline (see test_pipeline_names_are_the_pipelines
-    below), so the registry is discovered first."""
-    InstalledSigmaPlugins.autodiscover()
-    from sigma.pipelines.sysmon.sysmon import sysmon_generic_logsource_eventid_mapping
-
-    return sysmon_generic_logsource_eventid_mapping
-
-
 def allowed_channels(
     logsource: dict[str, str], pipeline: str
 ) -> dict[str, frozenset[int] | None] | None:
@@ -106,8 +91,8 @@ def allowed_channels(
     - ``service: S``: the channels of ``windows_logsource_mapping[S]``, any event id;
     - ``category`` of ``windows_generic_category_channel_mapping`` (ps_module, ps_script,
       ps_classic_*): the channels of its service, its event id;
-    - a Sysmon category (:func:`sysmon_event_ids`): the Sysmon channel, its event ids; with
-      the ``windows`` pipeline process_creation is also Security 4688;
+    - a Sysmon category (``sysmon_generic_logsource_eventid_mapping``): the Sysmon channel, its
+      event ids; with the ``windows`` pipeline process_creation is also Security 4688;
     - ``category: antivirus`` (``windows`` pipeline only): the Defender channel.
     """
     category, service = logsource.get("category"), logsource.get("service")
@@ -117,9 +102,9 @@ def allowed_channels(
         info = windows_generic_category_channel_mapping[category]
         ids = frozenset(_listed(info["EventID"]))
         return dict.fromkeys(_listed(windows_logsource_mapping[info["service"]]), ids)
-    if category in sysmon_event_ids():
+    if category in sysmon_generic_logsource_eventid_mapping:
         allowed: dict[str, frozenset[int] | None] = {
-            SYSMON: frozenset(_listed(sysmon_event_ids()[category]))
+            SYSMON: frozenset(_listed(sysmon_generic_logsource_eventid_mapping[category]))
         }
         if category == "process_creation" and pipeline == "windows":
             allowed["Security"] = frozenset({4688})
@@ -157,7 +142,7 @@ def run(pipeline: str) -> Run:
 @functools.cache
 def rule_logsource(source: str) -> dict[str, str]:
     """The log source a rule file declares (before any pipeline changed it)."""
-    return logsource_of(Path(source).read_text(encoding="utf-8"))
+    return yaml.safe_load(Path(source).read_text(encoding="utf-8"))["logsource"]
 
 
 # --------------------------------------------------------------------------------------
@@ -332,38 +317,3 @@ def test_newcomer_command_gives_only_windows_hits(capsys: pytest.CaptureFixture[
     hits = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
     assert hits
     assert non_windows([h["rule_id"] for h in hits]) == {}
-
-
-# --------------------------------------------------------------------------------------
-# Found on the way: pipeline names resolve to the wrong pipeline
-# --------------------------------------------------------------------------------------
-
-_PIPELINE_NAMES = """
-import sys
-if sys.argv[1] == "sysmon-imported-first":
-    import sigma.pipelines.sysmon.sysmon  # as any user code that uses pySigma's module may
-from sigmarrow.rules import resolve_pipeline
-print(resolve_pipeline("sysmon").name)
-print(resolve_pipeline("ocsf").name)
-"""
-
-
-#: pySigma 1.5.1's `Pipeline` decorator is a singleton: every @Pipeline function (sysmon, ocsf,
-#: ...) is the same object, whose `func` is the last one decorated, and sigmarrow.rules resolves
-#: registry names through it.
-PIPELINE_SINGLETON = (
-    "pySigma's @Pipeline functions are one object: `ocsf` gives the Sysmon pipeline, and after "
-    "`import sigma.pipelines.sysmon.sysmon` `sysmon` gives the OCSF pipeline"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=PIPELINE_SINGLETON)
-@pytest.mark.parametrize("order", ["registry-first", "sysmon-imported-first"])
-def test_pipeline_names_are_the_pipelines(order: str) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", _PIPELINE_NAMES, order], capture_output=True,
-                          text=True, check=True, env=env)
-    assert proc.stdout.splitlines() == [
-        "Generic Log Sources to Sysmon Transformation",
-        "OCSF pipeline",
-    ]
