@@ -17,8 +17,8 @@ once per pipeline (``windows``; ``sysmon`` + ``windows-logsources``) with
   everything: :func:`test_every_rule_agrees_with_the_reference`);
 - the newcomer command of the issue (``sigmarrow scan <sigma>/rules --input
   examples/process_creation.parquet --output -``) gives only Windows hits: through the API with
-  ``logsource="windows"``, and as the command itself (expected to fail until the CLI declares
-  or infers the log source).
+  ``logsource="windows"``, and as the command itself (which guesses the log source from the
+  columns).
 
 Needs the SigmaHQ snapshot at ``SIGMARROW_SIGMA_DIR`` and the PyPI package ``evtx``.
 """
@@ -307,9 +307,6 @@ def test_newcomer_rules_declared_windows_give_only_windows_hits() -> None:
     assert non_windows(hits.column("rule_id").to_pylist()) == {}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the CLI has no --logsource yet "
-                   "and does not infer it: the Zeek and other non-Windows rules run on the "
-                   "Sysmon example (issue 10)")
 def test_newcomer_command_gives_only_windows_hits(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["scan", str(SIGMA_DIR / "rules"), "--input", str(EXAMPLE), "--output", "-"])
     captured = capsys.readouterr()
