@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from sigmarrow.cli import EXIT_BAD_INPUT, EXIT_MATCHED, EXIT_OK
@@ -97,6 +98,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fail-on-match", action="store_true", help="exit with status 1 when anything matched"
     )
+    corr = p.add_argument_group(
+        "correlation rules", "when the rules hold correlations (docs/semantics.md, Correlations)"
+    )
+    corr.add_argument(
+        "--alerts",
+        metavar="OUT",
+        help="where correlation alerts go, in the format of its suffix (default: beside the "
+        "hits, HITS.alerts.SUFFIX; after the hits with --output -)",
+    )
+    corr.add_argument(
+        "--time-field",
+        metavar="FIELD",
+        help="the event time column (default: the first of TimeCreated, @timestamp, "
+        "TimeGenerated, EventTime, timestamp, UtcTime a file has)",
+    )
+    corr.add_argument(
+        "--correlation-mode",
+        choices=("merged", "every"),
+        default="merged",
+        help="merged: one alert per run of overlapping windows (default); every: one per "
+        "qualifying event time",
+    )
+    corr.add_argument(
+        "--evidence",
+        type=_count,
+        metavar="N",
+        help="at most N contributing events per alert, the earliest (default: all)",
+    )
+    corr.add_argument(
+        "--max-correlation-hits",
+        type=_positive_int,
+        metavar="N",
+        help="base hits held for correlations before the scan stops with an error "
+        "(default: 60,000,000, ~40 bytes each; docs/limits.md)",
+    )
     p.add_argument(
         "--batch-rows",
         type=_positive_int,
@@ -114,14 +150,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _at_least(1)
+_count = _at_least(0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,9 +176,12 @@ def run(args: argparse.Namespace) -> int:
     output_format(args.output)
     take_back_rules(args)
     check_rule_paths(args.rules)
+    check_rule_paths(args.filter, "filter file or folder")
     files, ignored = discover_inputs(args.input)
-    if args.output != "-":
-        check_output(args.output)  # before compiling: fail before the work, not after it
+    for out in (args.output, args.alerts):
+        if out and out != "-":
+            output_format(out)
+            check_output(out)  # before compiling: fail before the work, not after it
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
     declared, how = logsources(args.logsource, files)
@@ -153,6 +201,11 @@ def run(args: argparse.Namespace) -> int:
             skip_bad_files=args.skip_bad_files,
             batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS,
             progress=bar.update if bar else None,
+            alerts=args.alerts,
+            time_field=args.time_field,
+            correlation_mode=args.correlation_mode,
+            evidence=args.evidence,
+            max_correlation_hits=args.max_correlation_hits,
         )
     finally:
         if bar:

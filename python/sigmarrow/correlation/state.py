@@ -80,6 +80,12 @@ class CorrelationState:
         self.hits = 0
 
     @property
+    def fields(self) -> list[str]:
+        """The fields the correlations read (group-by and value fields), and the time
+        fields it may take: the columns a reader must keep."""
+        return [*self._fields, *([self.time_field] if self.time_field else DEFAULT_TIME_FIELDS)]
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the gathered hits."""
         return sum(c.nbytes for c in self._chunks)

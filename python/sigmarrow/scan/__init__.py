@@ -26,6 +26,9 @@ How it works, and why, one module each:
 * :mod:`.writers` streams them into the output, under a temporary name renamed at the end,
   so a failed scan leaves no partial file; memory follows the batches, not the hits.
 * :mod:`.summary` says what was scanned, what matched and what was not.
+* :mod:`.alerts`: with correlation rules, every batch also feeds the matcher's correlation
+  state; the alerts are computed once every file is read (files may come in any time
+  order) and written beside the hits, their evidence named by file and row.
 
 This module is the loop. What depends only on a schema (which columns to read, where each
 field is, which are missing) is worked out once per schema, not per batch.
@@ -43,10 +46,11 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from sigmarrow.errors import DataError, UsageError
+from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA, alerts_output, with_sources
 from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
-from sigmarrow.scan.summary import Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.summary import CorrelationAlerts, Progress, RuleHits, ScanSummary, SkippedFile
 from sigmarrow.scan.writers import FORMATS, Output, output_format
 
 __all__ = [
@@ -79,6 +83,11 @@ def scan(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[Progress], None] | None = None,
     stdout: IO[bytes] | None = None,
+    alerts: str | os.PathLike[str] | None = None,
+    time_field: str | None = None,
+    correlation_mode: str = "merged",
+    evidence: int | None = None,
+    max_correlation_hits: int | None = None,
 ) -> ScanSummary:
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
@@ -88,6 +97,12 @@ def scan(
     to every hit (``["*"]``: all of them); by default each hit carries the columns its rule
     references. ``threads`` goes to the engine. ``progress`` is called now and then with a
     :class:`Progress`.
+
+    With correlation rules, their alerts go to ``alerts`` (by default beside ``output``:
+    ``hits.parquet`` -> ``hits.alerts.parquet``; after the hits when they go to standard
+    output), in ``correlation_mode`` ("merged" or "every"), with at most ``evidence`` rows
+    of evidence each (None: all), events timed by ``time_field`` (default: the first of
+    ``sigmarrow.times.DEFAULT_TIME_FIELDS`` a file has); docs/scan.md.
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -102,11 +117,17 @@ def scan(
     files, ignored = _files(inputs, output)
     events = EventColumns(matcher, columns or None)
     hits = HitBuilder(matcher.rules, events, [schema_of(f) for f in files] if typed else None)
+    state = None
+    if matcher.correlations:
+        limits = {} if max_correlation_hits is None else {"max_hits": max_correlation_hits}
+        state = matcher.correlation_state(time_field, **limits)
+        alerts = alerts_output(output, None if alerts is None else os.fspath(alerts))
+        output_format(alerts)  # a bad suffix fails before the scan
     loop = _Loop(
         matcher,
         hits,
         Projection(
-            [*matcher.fields, *events.names],
+            [*matcher.fields, *events.names, *(state.fields if state else ())],
             keywords=matcher.has_keywords,
             everything=events.everything,
         ),
@@ -116,16 +137,25 @@ def scan(
             compile_errors=list(matcher.errors),
             skipped_rules=list(matcher.skipped),
             ignored_files=ignored,
+            filters=list(matcher.filters),
         ),
         threads,
         batch_rows,
         _Reporter(progress, files, started),
+        state,
     )
     with Output(output, hits.schema, stdout) as out:
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
+    if state is not None:
+        table = with_sources(state.alerts(correlation_mode, evidence), loop.names, loop.starts)
+        with Output(cast(str, alerts), SCAN_ALERTS_SCHEMA, stdout) as out:
+            for batch in table.to_batches():
+                out.write(batch)
+        summary.alerts_output = cast(str, alerts)
+        summary.alerts = CorrelationAlerts.count(matcher.correlations, table)
     summary.seconds = time.perf_counter() - started
     summary.hits_per_rule = sorted(
         (
@@ -204,6 +234,7 @@ class _Loop:
         threads: int | None,
         batch_rows: int,
         reporter: _Reporter,
+        state: Any = None,
     ) -> None:
         self.matcher = matcher
         self.hits = hits
@@ -213,6 +244,9 @@ class _Loop:
         self.batch_rows = batch_rows
         self.reporter = reporter
         self.counts = [0] * len(matcher.rules)
+        self.state = state  #: the correlation state every batch feeds, or None
+        self.names: list[str] = []  #: the files read, and the scan row each begins at
+        self.starts: list[int] = []
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
         """Scan one file; a file that cannot be read or matched raises a DataError naming
@@ -222,6 +256,9 @@ class _Loop:
         tracker = FileProgress()
         offset = 0
         missing: set[str] | None = None  # the referenced fields no batch of the file has
+        if self.state is not None:
+            self.names.append(f.display)
+            self.starts.append(self.state.rows_seen)
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
@@ -229,6 +266,9 @@ class _Loop:
                     lacks = set(self.matcher.missing_fields(batch.schema))
                     missing = lacks if missing is None else missing & lacks
                     rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
+                    if self.state is not None:
+                        self.state.add(batch, rows, rule_index)
+                        rows, rule_index = self.matcher.reported(rows, rule_index)
                     if len(rows):
                         out.write(self.hits.build(f, batch, offset, rows, rule_index))
                         self._count(rule_index)
