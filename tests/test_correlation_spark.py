@@ -7,12 +7,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import sigmarrow
 import yaml
 from correlation_cases import base, corr, ev
 from test_correlation_dataset import RULES, security_log
 from test_spark import spark  # noqa: F401  (the session fixture)
-
-import sigmarrow
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:pyspark"),

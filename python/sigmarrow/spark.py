@@ -346,17 +346,12 @@ class _CorrelationHits:
         self.keyword_columns = keyword_columns
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from sigmarrow.correlation.values import fold, texts
+        from sigmarrow.correlation.values import fold
 
         matcher, _ = _load(self.digest, self.program)
         for batch in batches:
             rows, rule_index = matcher.match_indices(batch, threads=1, keyword_columns=self.keyword_columns)
             rows, rule_index = rows.to_numpy(), rule_index.to_numpy()
-
-            def text(name: str, at: np.ndarray) -> pa.StringArray:
-                ref = resolve(batch.schema, name)
-                return texts(None if ref is None else ref.array(batch).take(at), len(at)).cast(pa.string())
-
             for k, part in enumerate(self.parts):
                 chosen = np.isin(rule_index, part["rules"])
                 if not chosen.any():
@@ -368,7 +363,8 @@ class _CorrelationHits:
                     key = pa.nulls(len(at), pa.string())
                     for r, names in part["key"].items():
                         mine = np.flatnonzero(rule == int(r))
-                        joined = pc.binary_join_element_wise(*[fold(text(n, at[mine])) for n in names], "\x1f")
+                        texts = [fold(_texts_at(batch, n, at[mine])) for n in names]
+                        joined = pc.binary_join_element_wise(*texts, "\x1f")
                         key = pc.replace_with_mask(key, pa.array(np.isin(np.arange(len(at)), mine)), joined)
                 grouped = pa.table({"row": at, "key": key, "rule": rule.astype(np.int32)}).group_by(
                     ["row", "key"], use_threads=False).aggregate([("rule", "list")])
@@ -382,10 +378,18 @@ class _CorrelationHits:
                     batch.column(self.id_column).take(take).cast(pa.int64()),
                     pa.array(ns, pa.int64(), mask=~usable),
                     grouped.column("rule_list").combine_chunks(),
-                    *[text(f, at) for f in self.fields],
+                    *[_texts_at(batch, f, at) for f in self.fields],
                 ]
                 names = [*_HIT_COLUMNS, *[f"f{i}" for i in range(len(self.fields))]]
                 yield pa.RecordBatch.from_arrays(columns, names=names)
+
+
+def _texts_at(batch: pa.RecordBatch, name: str, at: np.ndarray) -> pa.StringArray:
+    """The text of field `name` at rows `at` (null where the batch lacks it)."""
+    from sigmarrow.correlation.values import texts
+
+    ref = resolve(batch.schema, name)
+    return texts(None if ref is None else ref.array(batch).take(at), len(at)).cast(pa.string())
 
 
 class _GroupAlerts:
