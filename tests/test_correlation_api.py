@@ -207,3 +207,13 @@ def test_filters_apply_before_correlations() -> None:
     m = sigmarrow.compile(BURST, filters=rules(FILTER))
     data = pa.Table.from_pylist([ev(0, User="admin"), ev(1, User="eve"), ev(2, User="eve")])
     assert m.correlate(data).column("evidence").to_pylist() == [[1, 2]]
+
+
+def test_the_readme_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    marker = "<!-- tests/test_correlation_api.py runs this block"
+    after = readme[readme.index(marker):]
+    code = after.split("```python\n", 1)[1].split("```", 1)[0]
+    printed = after.split("```text\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == printed
