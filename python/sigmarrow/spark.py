@@ -408,7 +408,7 @@ class _GroupAlerts:
         table = table.take(pc.sort_indices(table, [("time", "ascending"), ("id", "ascending")]))
         part = self.parts[table.column("part")[0].as_py()]
         local = {g: i for i, g in enumerate(part["correlations"])}
-        subset = []
+        subset: list[Any] = []
         for g in part["correlations"]:
             corr = matcher.program.correlations[g]
             inputs = [{**i, "correlation": local[i["correlation"]]} if "correlation" in i else i

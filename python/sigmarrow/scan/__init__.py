@@ -155,7 +155,7 @@ def scan(
             for batch in table.to_batches():
                 out.write(batch)
         summary.alerts_output = cast(str, alerts)
-        summary.alerts = CorrelationAlerts.count(matcher.correlations, table)
+        summary.alerts = CorrelationAlerts.of(matcher.correlations, table)
     summary.seconds = time.perf_counter() - started
     summary.hits_per_rule = sorted(
         (

@@ -33,7 +33,7 @@ class CorrelationAlerts:
     no_group: int = 0  #: events with a group-by value absent
 
     @classmethod
-    def count(cls, correlations: list[Any], alerts: Any) -> list[CorrelationAlerts]:
+    def of(cls, correlations: list[Any], alerts: Any) -> list[CorrelationAlerts]:
         """Per correlation rule of a matcher, from its alerts table (and its metadata)."""
         import orjson
 
