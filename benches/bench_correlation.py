@@ -132,7 +132,6 @@ def scan_loss(events: int, runs: int) -> dict:
     import tempfile
 
     import pyarrow.parquet as pq
-
     from sigmarrow.scan import scan
 
     rng = np.random.default_rng(2)

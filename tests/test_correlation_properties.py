@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 from correlation_cases import base, corr, ev
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from test_correlation import fast_alerts, merged_view, reference_alerts
 
@@ -69,8 +69,23 @@ def every_view(alerts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
+# Found by this test: a value_* correlation whose events carry no number at all (IndexError).
+_NO_NUMBER_RULES = "".join(
+    f"title: {n}\nname: {n}\nlogsource:\n  product: test\ndetection:\n  s:\n    EventID: {i}\n"
+    "  condition: s\n---\n"
+    for i, n in enumerate("abc", 1)
+) + (
+    "title: child\nname: child\ncorrelation:\n  type: value_sum\n  rules:\n  - c\n"
+    "  timespan: 1s\n  condition:\n    gt: 0\n    field: Bytes\n"
+)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules=rule_set(), data=events)
+@example(
+    rules=_NO_NUMBER_RULES,
+    data=[ev(0.0, 1, Host="a", User="x", Bytes="1")] * 3 + [ev(0.0, 3, Host="a", User="x", Bytes=None)],
+)
 def test_fast_equals_reference(rules: str, data: list[dict[str, Any]]) -> None:
     for mode, view in (("every", every_view), ("merged", merged_view)):
         fast, fast_dropped = fast_alerts(rules, data, mode)

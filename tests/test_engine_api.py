@@ -163,3 +163,37 @@ def test_rule_plan_and_atom_triggers_come_from_the_engine():
     assert m.atom_triggers({"op": "null", "field": 0}) is None
     with pytest.raises(sigmarrow.ProgramError):
         m.atom_triggers({"op": "re", "field": 0})
+
+
+def test_sparse_string_columns_across_chunks() -> None:
+    """Wide tables are mostly nulls: null rows are set word by word and only valid rows are
+    read. Chunk (4,096 rows) and word (64) boundaries, every shortcut on and off."""
+    import random
+
+    rng = random.Random(7)
+    n = 10_000
+    values = [None if rng.random() < 0.9 else rng.choice(["C:\\x\\evil.exe", "a evil b", "good"]) for _ in range(n)]
+    rules = [
+        "s: {F: null}\ncondition: s",
+        "s: {F|endswith: '\\evil.exe'}\ncondition: s",
+        "s: {F|contains: 'evil'}\ncondition: s",
+        "s: {F|contains: 'evil'}\ncondition: not s",
+    ]
+    from cases import rule_yaml
+
+    texts = [rule_yaml(d, title=f"r{i}", rule_id=f"00000000-0000-0000-0000-00000000000{i}") for i, d in enumerate(rules)]
+    expected = {
+        "0": [i for i, v in enumerate(values) if v is None],
+        "1": [i for i, v in enumerate(values) if v is not None and v.endswith("\\evil.exe")],
+        "2": [i for i, v in enumerate(values) if v is not None and "evil" in v],
+        "3": [i for i, v in enumerate(values) if v is None or "evil" not in v],
+    }
+    for typ in (pa.string(), pa.large_string(), pa.string_view()):
+        table = pa.table({"F": pa.array(values, typ)})
+        for options in ({}, {"prefilter": False, "memo": False}):
+            m = sigmarrow.compile(texts).with_options(**options)
+            hits = m.match(table)
+            got: dict[str, list[int]] = {k: [] for k in expected}
+            for row, rule_id in zip(hits["row"].to_pylist(), hits["rule_id"].to_pylist(), strict=True):
+                got[rule_id[-1]].append(row)
+            assert got == expected, (typ, options)

@@ -458,9 +458,11 @@ def _metric(
         return _temporal(ev, start, at, inputs)
     if kind == "temporal_ordered":
         return _temporal_ordered(ev, keys, spaces, at, span, inputs)
+    x = np.full(len(ev), np.nan)  # no number, unless its text is one
     refs = ev.value
     assert refs is not None  # the value_* types have a field
-    x = np.where(refs >= 0, hits.numbers[np.maximum(refs, 0)], np.nan)
+    valued = refs >= 0
+    x[valued] = hits.numbers[refs[valued]]
     x[_duplicates(ev, x, inputs)] = np.nan
     if kind in ("value_sum", "value_avg"):
         total, counted = _sums(x, start, at)

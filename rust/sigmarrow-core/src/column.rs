@@ -64,6 +64,23 @@ impl<'a> StrCol<'a> {
             StrCol::View(a) => a.is_valid(i).then(|| a.value(i)),
         }
     }
+
+    /// The value of row `i`, which the caller knows is valid (not null).
+    pub fn valid_value(&self, i: usize) -> &'a str {
+        match *self {
+            StrCol::Utf8(a) => a.value(i),
+            StrCol::Large(a) => a.value(i),
+            StrCol::View(a) => a.value(i),
+        }
+    }
+
+    pub fn nulls(&self) -> Option<&'a NullBuffer> {
+        match *self {
+            StrCol::Utf8(a) => a.nulls(),
+            StrCol::Large(a) => a.nulls(),
+            StrCol::View(a) => a.nulls(),
+        }
+    }
 }
 
 fn each_between_offsets<'a, O: OffsetSizeTrait>(

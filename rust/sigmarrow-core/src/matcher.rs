@@ -291,6 +291,32 @@ impl Matcher {
         bits: &mut AtomBits,
     ) {
         if let Col::Str(strings) = col {
+            // Wide, sparse tables: each event fills a few of hundreds of columns. Null rows
+            // are set word by word and only the valid rows are read.
+            if let Some(nulls) = strings.nulls().filter(|n| n.null_count() > 0) {
+                let valid = nulls.inner().slice(start, end - start);
+                if !table.nulls.is_empty() {
+                    let mut absent = [0u64; WORDS];
+                    for (w, chunk) in absent.iter_mut().zip(valid.bit_chunks().iter_padded()) {
+                        *w = !chunk;
+                    }
+                    if let Some(last) = absent.get_mut((end - start) / 64) {
+                        *last &= (1u64 << ((end - start) % 64)).wrapping_sub(1);
+                    }
+                    table.nulls.iter().for_each(|&a| bits.set_words(a, &absent));
+                }
+                for r in valid.set_indices() {
+                    let s = strings.valid_value(start + r);
+                    if table.is_anchored() {
+                        table.eval_anchored(s.as_bytes(), values, &mut sets_bit(bits, r));
+                    } else if self.options.memo && !memo.off {
+                        memo.atoms(table, s, values).iter().for_each(|&a| bits.set(a, r));
+                    } else {
+                        table.eval(Value::Str(s), values, &mut sets_bit(bits, r));
+                    }
+                }
+                return;
+            }
             if table.is_anchored() {
                 strings.for_each_bytes(start, end, |row, value| match value {
                     Some(s) => table.eval_anchored(s, values, &mut sets_bit(bits, row - start)),

@@ -48,6 +48,22 @@ impl AtomBits {
         set[row / 64] |= 1 << (row % 64);
     }
 
+    /// Sets the bits of `words` (rows of the chunk, 64 per word) in `atom`'s set.
+    pub fn set_words(&mut self, atom: AtomId, words: &[u64; WORDS]) {
+        if words.iter().all(|&w| w == 0) {
+            return;
+        }
+        let slot = &mut self.sets[atom.index()];
+        let set = match slot {
+            Some(set) => set,
+            None => {
+                self.touched.push(atom);
+                slot.insert(self.spare.pop().unwrap_or_else(|| Box::new([0; WORDS])))
+            }
+        };
+        set.iter_mut().zip(words).for_each(|(s, w)| *s |= w);
+    }
+
     pub fn get(&self, atom: AtomId) -> Option<&[u64; WORDS]> {
         self.sets[atom.index()].as_deref()
     }
