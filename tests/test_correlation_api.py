@@ -14,6 +14,7 @@ from correlation_cases import base, corr, ev
 from sigmarrow import DataError, UsageError
 from sigmarrow.correlation import ALERTS_SCHEMA
 from test_correlation import event_table
+from test_spark import doc_example
 
 
 def rules(*docs: dict) -> str:
@@ -210,10 +211,7 @@ def test_filters_apply_before_correlations() -> None:
 
 
 def test_the_readme_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    marker = "<!-- tests/test_correlation_api.py runs this block"
-    after = readme[readme.index(marker):]
-    code = after.split("```python\n", 1)[1].split("```", 1)[0]
-    printed = after.split("```text\n", 1)[1].split("```", 1)[0]
-    exec(compile(code, "README.md", "exec"), {})
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    code, printed = doc_example(readme, "tests/test_correlation_api.py runs this block")
+    exec(compile(code, str(readme), "exec"), {"__name__": "readme_example"})  # noqa: S102  (our README)
     assert capsys.readouterr().out == printed
