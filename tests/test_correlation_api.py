@@ -14,6 +14,7 @@ from correlation_cases import base, corr, ev
 from sigmarrow import DataError, UsageError
 from sigmarrow.correlation import ALERTS_SCHEMA
 from test_correlation import event_table
+from test_spark import doc_example
 
 
 def rules(*docs: dict) -> str:
@@ -207,3 +208,10 @@ def test_filters_apply_before_correlations() -> None:
     m = sigmarrow.compile(BURST, filters=rules(FILTER))
     data = pa.Table.from_pylist([ev(0, User="admin"), ev(1, User="eve"), ev(2, User="eve")])
     assert m.correlate(data).column("evidence").to_pylist() == [[1, 2]]
+
+
+def test_the_readme_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    code, printed = doc_example(readme, "tests/test_correlation_api.py runs this block")
+    exec(compile(code, str(readme), "exec"), {"__name__": "readme_example"})  # noqa: S102  (our README)
+    assert capsys.readouterr().out == printed

@@ -387,10 +387,10 @@ def _text(value):
 DOC = Path(__file__).resolve().parents[1] / "docs" / "spark.md"
 
 
-def doc_example() -> tuple[str, str]:
-    """The example of docs/spark.md and the output it documents."""
-    text = DOC.read_text(encoding="utf-8")
-    after = text.split("tests/test_spark.py runs this block", 1)[1]
+def doc_example(doc: Path = DOC, marker: str = "tests/test_spark.py runs this block") -> tuple[str, str]:
+    """The example of a doc (docs/spark.md) after `marker`, and the output it documents."""
+    text = doc.read_text(encoding="utf-8")
+    after = text.split(marker, 1)[1]
     code = after.split("```python\n", 1)[1].split("```", 1)[0]
     output = after.split("```text\n", 1)[1].split("```", 1)[0]
     return code, output

@@ -103,7 +103,10 @@ def cache_key(sources: Sequence[str | Path], settings: dict[str, Any]) -> str | 
         path = builtin_pipeline(pipeline) or Path(pipeline)
         if path.is_file():
             digest.update(path.read_bytes())
-    for f in files:
+    filters = _rule_files(settings.get("filters") or ())
+    if filters is None:
+        return None
+    for f in [*files, *filters]:
         digest.update(os.path.abspath(f).encode() + b"\0")
         digest.update(hashlib.sha256(f.read_bytes()).digest())
     return digest.hexdigest()[:32]

@@ -282,14 +282,19 @@ class Matcher:
                 data = pa.RecordBatchReader.from_stream(data)
             if isinstance(data, pa.RecordBatchReader):
                 missing = self.missing_fields(data.schema)
-        rows, rules = self.match_indices(data, threads, keyword_columns)
-        if self._reported is not None:
-            keep = self._reported.take(rules)
-            rows, rules = rows.filter(keep), rules.filter(keep)
+        rows, rules = self.reported(*self.match_indices(data, threads, keyword_columns))
         metadata = {MISSING_FIELDS_KEY: orjson.dumps(missing)} if missing is not None else None
         return pa.table(
             [rows, self._rule_ids.take(rules)], schema=HITS_SCHEMA.with_metadata(metadata)
         )
+
+    def reported(self, rows: pa.Int64Array, rules: pa.UInt32Array) -> tuple[pa.Int64Array, pa.UInt32Array]:
+        """The hits of `match_indices` that `match` (and a scan) reports: not those of rules
+        only correlations without `generate: true` read."""
+        if self._reported is None:
+            return rows, rules
+        keep = self._reported.take(rules)
+        return rows.filter(keep), rules.filter(keep)
 
     # --- correlations ---
     def correlation_state(

@@ -207,8 +207,9 @@ class Reference:
                     no_group.add(row)
                     continue
                 text = as_text(lookup(event, value_name)) if value_name else None
-                items.append(Item((1, row), time, tuple(s.casefold() for s in shown),  # type: ignore[union-attr]
-                                  tuple(shown), text, j, frozenset({(time, row)})))  # type: ignore[arg-type]
+                known = [s for s in shown if s is not None]
+                items.append(Item((1, row), time, tuple(s.casefold() for s in known), tuple(known), text, j,
+                                  frozenset({(time, row)})))
         self.dropped[spec["id"]] = {"no_time": len(no_time), "no_group": len(no_group)}
         return items
 
@@ -309,7 +310,7 @@ class Reference:
                                           peak, len(run)))
         return merged
 
-    def reported(self) -> list[Mapping[str, Any]]:
+    def reported(self) -> list[dict[str, Any]]:
         """Correlations no other references, and those a generating correlation references."""
         out = []
         for doc in self.correlations:
@@ -338,7 +339,8 @@ def correlate(
 def reported_hits(rules_yaml: str, events: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
     """The base hits `match` reports: not of rules only non-generating correlations reference."""
     ref = Reference(rules_yaml, events)
-    quiet, loud = set(), set()
+    quiet: set[str] = set()
+    loud: set[str] = set()
     for doc in ref.correlations:
         for name in ref.spec(doc)["refs"]:
             target = ref.by_ref[name]

@@ -159,9 +159,9 @@ def _set_ranges_aside(doc: Any) -> Any:
     """A correlation document whose condition has several operators, with all but the first
     moved to RANGE_KEY (pySigma 1.5 accepts exactly one; sigmarrow reads RANGE_KEY back)."""
     section = doc.get("correlation") if isinstance(doc, dict) else None
-    condition = section.get("condition") if isinstance(section, dict) else None
-    if not isinstance(condition, dict):
+    if not isinstance(section, dict) or not isinstance(section.get("condition"), dict):
         return doc
+    condition = section["condition"]
     ops = [k for k in condition if k in ("gt", "gte", "lt", "lte", "eq", "neq")]
     if len(ops) < 2:
         return doc
@@ -334,7 +334,10 @@ def _chosen_correlations(
 ) -> tuple[list[SigmaCorrelationRule], set[int]]:
     """The correlations `select` keeps, with those they reference (at any depth), resolved
     and processed; and the ids of every rule they reference, which stay selected too."""
-    loaded = [r for r in collection.rules if isinstance(r, SigmaCorrelationRule) and not r.errors]
+    loaded: list[SigmaCorrelationRule] = []
+    for candidate in collection.rules:
+        if isinstance(candidate, SigmaCorrelationRule) and not candidate.errors:
+            loaded.append(candidate)
     reasons = {id(r): select.reason_left_out(r) if select else None for r in loaded}
     todo = [r for r in loaded if not reasons[id(r)]]
     chosen: dict[int, SigmaCorrelationRule | None] = {}
@@ -343,7 +346,10 @@ def _chosen_correlations(
         if id(rule) in chosen:
             continue
         chosen[id(rule)] = _correlation(rule, collection, processing, errors)
-        todo += [r.rule for r in rule.rules or [] if isinstance(getattr(r, "rule", None), SigmaCorrelationRule)]
+        for reference in rule.rules or []:
+            target = getattr(reference, "rule", None)  # unset when the reference did not resolve
+            if isinstance(target, SigmaCorrelationRule):
+                todo.append(target)
     skipped += [rule_error(r, reasons[id(r)] or "") for r in loaded if id(r) not in chosen]
     correlations = [r for r in loaded if chosen.get(id(r)) is not None]
     return correlations, {id(r.rule) for c in correlations for r in c.rules or []}

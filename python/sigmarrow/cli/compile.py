@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_rule_paths(args.rules)
+    check_rule_paths(args.filter, "filter file or folder")
     check_output(args.output)  # before compiling: fail before the work, not after it
     declared, _ = logsources(args.logsource)
     args.no_cache = True  # the output is the compile: never a cached copy of another

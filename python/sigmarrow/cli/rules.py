@@ -45,6 +45,14 @@ def add_rule_arguments(p: argparse.ArgumentParser, logsource_default: str) -> No
         "(docs/logsources.md)",
     )
     p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Sigma filter documents (a file or folder of them), ANDed onto the rules they "
+        "target as pySigma does; repeatable (filters among the rules apply too)",
+    )
+    p.add_argument(
         "--unrouted",
         action="store_true",
         help="also run rules whose category or service the pipeline's routing does not know "
@@ -96,10 +104,10 @@ def _is_rule_path(path: str) -> bool:
     return path.endswith(RULE_SUFFIXES) or is_program_file(path)
 
 
-def check_rule_paths(rules: Sequence[str]) -> None:
+def check_rule_paths(rules: Sequence[str], what: str = "rule file or folder") -> None:
     for rule_path in rules:
         if not os.path.exists(rule_path):
-            raise UsageError(f"rule file or folder not found: {rule_path}")
+            raise UsageError(f"{what} not found: {rule_path}")
 
 
 def selection(args: argparse.Namespace) -> RuleSelection:
@@ -156,6 +164,7 @@ def load_matcher(
         "logsource": declared,
         "unrouted": args.unrouted,
         "select": selection(args),
+        "filters": list(args.filter),
     }
     try:
         compiled = compile_or_load(list(args.rules), settings, use_cache=not args.no_cache)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from sigmarrow.cli import EXIT_BAD_INPUT, EXIT_MATCHED, EXIT_OK
@@ -98,6 +99,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fail-on-match", action="store_true", help="exit with status 1 when anything matched"
     )
+    corr = p.add_argument_group(
+        "correlation rules", "when the rules hold correlations (docs/semantics.md, Correlations)"
+    )
+    corr.add_argument(
+        "--alerts",
+        metavar="OUT",
+        help="where correlation alerts go, in the format of its suffix (default: beside the "
+        "hits, HITS.alerts.SUFFIX; after the hits with --output -)",
+    )
+    corr.add_argument(
+        "--correlation-mode",
+        choices=("merged", "every"),
+        default="merged",
+        help="merged: one alert per run of overlapping windows (default); every: one per "
+        "qualifying event time",
+    )
+    corr.add_argument(
+        "--evidence",
+        type=_count,
+        metavar="N",
+        help="at most N contributing events per alert, the earliest (default: all)",
+    )
+    corr.add_argument(
+        "--max-correlation-hits",
+        type=_positive_int,
+        metavar="N",
+        help="base hits held for correlations before the scan stops with an error "
+        "(default: 60,000,000, ~40 bytes each; docs/limits.md)",
+    )
     p.add_argument(
         "--batch-rows",
         type=_positive_int,
@@ -164,14 +194,23 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--until", metavar="TIME", help="the end of the range, excluded (as --since)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _at_least(1)
+_count = _at_least(0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,13 +220,16 @@ def run(args: argparse.Namespace) -> int:
     output_format(args.output)
     take_back_rules(args)
     check_rule_paths(args.rules)
+    check_rule_paths(args.filter, "filter file or folder")
     time_range = TimeRange.parse(args.since, args.until, args.time_field)
     files, ignored = discover_inputs(args.input)
     # Before anything reads a file (the log-source guess does): pruned files are never opened.
     files, pruned = time_range.prune(files) if time_range else (files, 0)
     # Before compiling: fail before the work, not after it.
-    for path in (args.output, args.summary, args.report):
+    for path in (args.output, args.alerts, args.summary, args.report):
         if path is not None and path != "-":
+            if path in (args.output, args.alerts):
+                output_format(path)
             check_output(path)
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
@@ -212,6 +254,10 @@ def run(args: argparse.Namespace) -> int:
             pipeline=list(args.pipeline) or None,
             sort=args.sort,
             time_range=time_range,
+            alerts=args.alerts,
+            correlation_mode=args.correlation_mode,
+            evidence=args.evidence,
+            max_correlation_hits=args.max_correlation_hits,
         )
     finally:
         if bar:

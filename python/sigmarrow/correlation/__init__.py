@@ -4,12 +4,29 @@
 `model` reads correlation rules from pySigma and links them into the program; `state` holds
 the base hits a run gathers, batch by batch, beside the immutable matcher; `sweep` sorts them
 and computes the alerts. `Matcher.correlate` and `Matcher.correlation_state` are the API.
+Names load on first use: the scan's writers need the alert schema, not pySigma.
 """
 
-from sigmarrow.correlation.model import CorrelationInfo, FilterInfo, quiet_rules
-from sigmarrow.correlation.state import DEFAULT_MAX_HITS, MODES, CorrelationState
-from sigmarrow.correlation.sweep import ALERTS_SCHEMA, DROPPED_KEY
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sigmarrow.correlation.model import CorrelationInfo, FilterInfo, quiet_rules
+    from sigmarrow.correlation.state import DEFAULT_MAX_HITS, MODES, CorrelationState
+    from sigmarrow.correlation.sweep import ALERTS_SCHEMA, DROPPED_KEY
+
+_LAZY = {
+    "ALERTS_SCHEMA": "sigmarrow.correlation.sweep",
+    "DROPPED_KEY": "sigmarrow.correlation.sweep",
+    "DEFAULT_MAX_HITS": "sigmarrow.correlation.state",
+    "MODES": "sigmarrow.correlation.state",
+    "CorrelationState": "sigmarrow.correlation.state",
+    "CorrelationInfo": "sigmarrow.correlation.model",
+    "FilterInfo": "sigmarrow.correlation.model",
+    "quiet_rules": "sigmarrow.correlation.model",
+}
 __all__ = [
     "ALERTS_SCHEMA",
     "DEFAULT_MAX_HITS",
@@ -20,3 +37,11 @@ __all__ = [
     "FilterInfo",
     "quiet_rules",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sigmarrow.correlation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

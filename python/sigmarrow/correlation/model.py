@@ -202,10 +202,11 @@ class CorrelationInfo:
     @classmethod
     def of(cls, index: int, corr: Correlation) -> CorrelationInfo:
         return cls(
-            index=index,
-            rules=[i["reference"] for i in corr["inputs"]],
-            **{k: corr[k] for k in ("id", "title", "name", "level", "type", "group_by", "timespan",  # type: ignore[literal-required]
-                                    "condition", "field", "generate", "source")},
+            index=index, id=corr["id"], title=corr["title"], name=corr["name"], level=corr["level"],
+            type=corr["type"], rules=[i["reference"] for i in corr["inputs"]], group_by=corr["group_by"],
+            timespan=corr["timespan"], condition={str(k): v for k, v in corr["condition"].items()},
+            field=corr["field"],
+            generate=corr["generate"], source=corr["source"],
         )
 
 

@@ -65,7 +65,8 @@ class CorrelationState:
         self.time_field = time_field
         self.max_hits = max_hits
         self._rules = sorted({i["rule"] for c in self.correlations for i in c["inputs"] if "rule" in i})
-        self._fields = sorted(
+        #: The group-by and value fields the correlations read (through `aliases`).
+        self.field_names = sorted(
             {
                 inp["fields"].get(name, name)
                 for c in self.correlations
@@ -78,6 +79,12 @@ class CorrelationState:
         #: Rows fed so far: evidence rows are numbered across the whole stream.
         self.rows_seen = 0
         self.hits = 0
+
+    @property
+    def fields(self) -> list[str]:
+        """The fields the correlations read (group-by and value fields), and the time
+        fields it may take: the columns a reader must keep."""
+        return [*self.field_names, *([self.time_field] if self.time_field else DEFAULT_TIME_FIELDS)]
 
     @property
     def nbytes(self) -> int:
@@ -117,7 +124,7 @@ class CorrelationState:
         take = pa.array(distinct)
         time, timed = event_times(self._time_column(data).take(take))
         fields = {}
-        for name in self._fields:
+        for name in self.field_names:
             found = _column(data, name)
             fields[name] = texts(None if found is None else found.take(take), len(distinct))
         self._chunks.append(
@@ -139,7 +146,7 @@ class CorrelationState:
             timed=cat([c.timed for c in chunks], bool),
             hit_row=cat([c.hit_row + b for c, b in zip(chunks, base)], np.int64),
             hit_rule=cat([c.hit_rule for c in chunks], np.uint32),
-            fields={name: [c.fields[name] for c in chunks] for name in self._fields},
+            fields={name: [c.fields[name] for c in chunks] for name in self.field_names},
         )
 
     def alerts(self, mode: str = "merged", evidence: int | None = None) -> pa.Table:

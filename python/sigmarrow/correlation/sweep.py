@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from sigmarrow.correlation.values import folded_codes, numbers
 from sigmarrow.errors import DataError
-from sigmarrow.program import Correlation
+from sigmarrow.program import ConditionOp, Correlation
 from sigmarrow.times import NS
 
 # Groups share one int64 key space (nanoseconds, each group shifted past the previous one by
@@ -458,11 +458,11 @@ def _metric(
         return _temporal(ev, start, at, inputs)
     if kind == "temporal_ordered":
         return _temporal_ordered(ev, keys, spaces, at, span, inputs)
-    refs, numbers = ev.value, hits.numbers
-    if numbers is None or not len(numbers):  # no event of the group has a value
-        x = np.full(len(refs), np.nan)
-    else:
-        x = np.where(refs >= 0, numbers[np.maximum(refs, 0)], np.nan)  # type: ignore[operator]
+    x = np.full(len(ev), np.nan)  # no number, unless its text is one
+    refs = ev.value
+    assert refs is not None  # the value_* types have a field
+    valued = refs >= 0
+    x[valued] = hits.numbers[refs[valued]]
     x[_duplicates(ev, x, inputs)] = np.nan
     if kind in ("value_sum", "value_avg"):
         total, counted = _sums(x, start, at)
@@ -473,7 +473,7 @@ def _metric(
     return _percentiles(ev, x, start, at, rank)
 
 
-def _qualifies(condition: dict[str, float], metric: np.ndarray) -> np.ndarray:
+def _qualifies(condition: dict[ConditionOp, float], metric: np.ndarray) -> np.ndarray:
     ok = ~np.isnan(metric)
     tests = {"gt": np.greater, "gte": np.greater_equal, "lt": np.less, "lte": np.less_equal,
              "eq": np.equal, "neq": np.not_equal}

@@ -43,13 +43,17 @@ def numbers(text: pa.StringArray) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def folded_codes(text: pa.StringArray) -> tuple[np.ndarray, pa.StringArray]:
-    """(the code of each of the distinct `text`s' case fold; the folded text of each code).
-    ASCII folds with Arrow's lower-casing, other text with Python's full `casefold`."""
+def fold(text: pa.StringArray) -> pa.StringArray:
+    """Each text's case fold, as Sigma compares strings: ASCII with Arrow's lower-casing,
+    other text with Python's full `casefold`."""
     if pc.all(pc.string_is_ascii(text)).as_py() is not False:
-        folded = pc.utf8_lower(text)
-    else:
-        folded = pa.array([s.casefold() for s in text.to_pylist()], pa.string())
+        return pc.utf8_lower(text)
+    return pa.array([None if s is None else s.casefold() for s in text.to_pylist()], pa.string())
+
+
+def folded_codes(text: pa.StringArray) -> tuple[np.ndarray, pa.StringArray]:
+    """(the code of each of the distinct `text`s' case fold; the folded text of each code)."""
+    folded = fold(text)
     if pc.all(pc.equal(folded, text)).as_py() is not False:  # folding merges nothing
         return np.arange(len(text), dtype=np.int64), text
     encoded = pc.dictionary_encode(folded)

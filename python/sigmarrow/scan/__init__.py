@@ -30,6 +30,9 @@ How it works, and why, one module each:
   (:mod:`.timesort` puts them in time order first, through a spool, for ``sort="time"``).
 * :mod:`.summary` says what was scanned, what matched and what was not; :mod:`.report`
   draws it as one HTML page.
+* :mod:`.alerts`: with correlation rules, every batch also feeds the matcher's correlation
+  state; the alerts are computed once every file is read (files may come in any time
+  order) and written beside the hits, their evidence named by file and row.
 
 This module is the loop. What depends only on a schema (which columns to read, where each
 field is, which are missing) is worked out once per schema, not per batch.
@@ -47,10 +50,18 @@ import pyarrow.fs as pafs
 
 from sigmarrow.columns import bind
 from sigmarrow.errors import DataError, UsageError
+from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA, alerts_output, with_sources
 from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder, Timeline
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
-from sigmarrow.scan.summary import HitTally, Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.summary import (
+    CorrelationAlerts,
+    HitTally,
+    Progress,
+    RuleHits,
+    ScanSummary,
+    SkippedFile,
+)
 from sigmarrow.scan.timerange import TimeRange
 from sigmarrow.scan.writers import FORMATS, Output, output_format
 
@@ -90,6 +101,10 @@ def scan(
     pipeline: Any = None,
     sort: str | None = None,
     time_range: TimeRange | None = None,
+    alerts: str | os.PathLike[str] | None = None,
+    correlation_mode: str = "merged",
+    evidence: int | None = None,
+    max_correlation_hits: int | None = None,
 ) -> ScanSummary:
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
@@ -105,6 +120,12 @@ def scan(
     ``time_field`` names the time column, ``pipeline`` (the rules' pipeline, as
     ``sigmarrow.compile`` takes it) lends its field mappings to find them. ``sort="time"``
     writes the hits in time order.
+
+    With correlation rules, their alerts go to ``alerts`` (by default beside ``output``:
+    ``hits.parquet`` -> ``hits.alerts.parquet``; after the hits when they go to standard
+    output), in ``correlation_mode`` ("merged" or "every"), with at most ``evidence`` rows
+    of evidence each (None: all), events timed by ``time_field`` (default: the first of
+    ``sigmarrow.times.DEFAULT_TIME_FIELDS`` a file has); docs/scan.md.
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -122,11 +143,17 @@ def scan(
     timeline = Timeline(time_field, pipeline)
     schemas = [schema_of(f) for f in files] if typed else None
     hits = HitBuilder(matcher.rules, events, schemas, timeline)
+    state = None
+    if matcher.correlations:
+        limits = {} if max_correlation_hits is None else {"max_hits": max_correlation_hits}
+        state = matcher.correlation_state(time_field, **limits)
+        alerts = alerts_output(output, None if alerts is None else os.fspath(alerts))
+        output_format(alerts)  # a bad suffix fails before the scan
     loop = _Loop(
         matcher,
         hits,
         Projection(
-            [*matcher.fields, *events.names, *timeline.names],
+            [*matcher.fields, *events.names, *timeline.names, *(state.fields if state else ())],
             keywords=matcher.has_keywords,
             everything=events.everything,
             time_range=time_range,
@@ -139,18 +166,27 @@ def scan(
             ignored_files=ignored,
             time_range=time_range.describe() if time_range else "",
             files_pruned=pruned,
+            filters=list(matcher.filters),
         ),
         threads,
         batch_rows,
         _Reporter(progress, files, started),
         time_range,
         [] if events.everything or not columns else list(events.names),
+        state,
     )
     with Output(output, hits.schema, stdout, sort) as out:
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
+    if state is not None:
+        table = with_sources(state.alerts(correlation_mode, evidence), loop.names, loop.starts)
+        with Output(cast(str, alerts), SCAN_ALERTS_SCHEMA, stdout) as out:
+            for batch in table.to_batches():
+                out.write(batch)
+        summary.alerts_output = cast(str, alerts)
+        summary.alerts = CorrelationAlerts.of(matcher.correlations, table)
     summary.seconds = time.perf_counter() - started
     if summary.files:
         summary.columns_not_found = list(loop.unfound)
@@ -226,6 +262,7 @@ class _Loop:
         reporter: _Reporter,
         time_range: TimeRange | None,
         requested: list[str],
+        state: Any = None,
     ) -> None:
         self.matcher = matcher
         self.hits = hits
@@ -237,6 +274,9 @@ class _Loop:
         self.tally = HitTally(matcher.rules)
         self.time_range = time_range
         self.unfound = dict.fromkeys(requested)  #: requested columns no batch has had yet
+        self.state = state  #: the correlation state every batch feeds, or None
+        self.names: list[str] = []  #: the files read, and the scan row each begins at
+        self.starts: list[int] = []
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
         """Scan one file; a file that cannot be read or matched raises a DataError naming
@@ -246,6 +286,9 @@ class _Loop:
         tracker = FileProgress()
         done = 0  # rows of the file read so far
         missing: set[str] | None = None  # the referenced fields no batch of the file has
+        if self.state is not None:
+            self.names.append(f.display)
+            self.starts.append(self.state.rows_seen)
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
@@ -290,9 +333,13 @@ class _Loop:
             if inside is not None:
                 matched = batch.take(inside)
         rows, rule_index = self.matcher.match_indices(matched, threads=self.threads)
+        if inside is not None:
+            rows = inside.take(rows)  # back to the rows of the batch
+        if self.state is not None:
+            # The whole batch: the state numbers rows across the scan, evidence names them.
+            self.state.add(batch, rows, rule_index)
+            rows, rule_index = self.matcher.reported(rows, rule_index)
         if len(rows):
-            if inside is not None:
-                rows = inside.take(rows)  # back to the rows of the batch
             hits = self.hits.build(f, batch, offset, rows, rule_index)
             out.write(hits)
             self.tally.add(rule_index, hits)

@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 
 from sigmarrow.errors import RuleError
 
-__all__ = ["LEVELS", "HitTally", "Progress", "RuleHits", "ScanSummary", "SkippedFile"]
+__all__ = [
+    "LEVELS",
+    "CorrelationAlerts",
+    "HitTally",
+    "Progress",
+    "RuleHits",
+    "ScanSummary",
+    "SkippedFile",
+]
 
 #: Sigma's levels, lowest first.
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -39,6 +47,32 @@ class RuleHits:
     title: str
     level: str | None
     count: int
+
+
+@dataclass
+class CorrelationAlerts:
+    """The alerts of one correlation rule, and the events it could not use."""
+
+    id: str
+    title: str
+    level: str | None
+    count: int
+    no_time: int = 0  #: events of its rules without a usable time
+    no_group: int = 0  #: events with a group-by value absent
+
+    @classmethod
+    def of(cls, correlations: list[Any], alerts: Any) -> list[CorrelationAlerts]:
+        """Per correlation rule of a matcher, from its alerts table (and its metadata)."""
+        import orjson
+
+        from sigmarrow.correlation import DROPPED_KEY
+
+        ids = alerts.column("correlation_id").to_pylist()
+        dropped = orjson.loads((alerts.schema.metadata or {}).get(DROPPED_KEY, b"{}"))
+        return [
+            cls(c.id, c.title, c.level, ids.count(c.id), **dropped.get(c.id, {}))
+            for c in correlations
+        ]
 
 
 @dataclass
@@ -86,6 +120,10 @@ class ScanSummary:
     rows_out_of_range: int = 0  #: rows read and left out: their time is outside the range
     rows_without_time: int = 0  #: rows read and left out: they have no usable time
     columns_not_found: list[str] = field(default_factory=list)  #: requested, in no input
+    #: the Sigma filters applied (sigmarrow.correlation.FilterInfo: touched rules, warnings)
+    filters: list[Any] = field(default_factory=list)
+    alerts: list[CorrelationAlerts] = field(default_factory=list)  #: per correlation rule
+    alerts_output: str = ""  #: where the alerts went ("" without correlation rules)
 
     @property
     def rows_per_second(self) -> float:
@@ -140,6 +178,9 @@ class ScanSummary:
             "compile_seconds": self.compile_seconds,
             "compile_how": self.compile_how,
             "skipped_rules": [dataclasses.asdict(e) for e in self.skipped_rules],
+            "filters": [dataclasses.asdict(f) for f in self.filters],
+            "alerts": [vars(a) for a in self.alerts],
+            "alerts_output": self.alerts_output,
         }
 
     def format(self, limit: int = 20) -> str:
@@ -176,6 +217,25 @@ class ScanSummary:
                 f"hits without an event time: {_n(self.hits_without_time)} of {_n(self.hits)} "
                 f"(time columns: {tried}; --time-field names one)"
             )
+        if self.alerts_output:
+            total = sum(a.count for a in self.alerts)
+            where = "standard output" if self.alerts_output == "-" else self.alerts_output
+            lines.append(
+                f"correlations: {_n(total)} alert{_s(total)} from {len(self.alerts)} correlation "
+                f"rule{_s(len(self.alerts))} written to {where}"
+            )
+            for a in self.alerts[:limit]:
+                dropped = [f"{_n(n)} {what}" for n, what in ((a.no_time, "without a usable time"),
+                                                             (a.no_group, "without a group value")) if n]
+                unused = f"; events dropped: {', '.join(dropped)}" if dropped else ""
+                lines.append(f"  {_n(a.count)}  {a.level or '-':<13} {a.title}  ({a.id}){unused}")
+        for f in self.filters:
+            touched = ", ".join(f.touched[:limit]) + (" ..." if len(f.touched) > limit else "")
+            lines.append(
+                f"filter {f.title} ({f.id or f.name or 'no id'}): ANDed onto {len(f.touched)} "
+                f"rule{_s(len(f.touched))}{': ' + touched if f.touched else ''}"
+            )
+            lines += [f"  warning: {w}" for w in f.warnings]
         if self.compile_how:
             lines.append(f"rules: {_n(self.rules)} {self.compile_how} in {self.compile_seconds:.2f} s")
         if self.logsource:
