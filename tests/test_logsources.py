@@ -10,9 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
-import yaml
 from cases import rule_yaml
-from sigmahq import SIGMA_DIR, requires_sigma, rule_index
 from sigmarrow.cli import main
 from sigmarrow.logsource import LogSource
 
@@ -140,21 +138,6 @@ def test_scan_reads_the_declaration_from_parquet_metadata_and_hive_keys(capsys, 
     code, hits, err = _scan(capsys, rules_dir, "-i", tmp_path / "lake", "-o", "-")
     assert [h["rule_title"] for h in hits] == ["zeek everything"] * 2
     assert "log sources: zeek (from the dataset's partition keys)" in err
-
-
-@requires_sigma
-def test_newcomer_scan_of_all_sigmahq_rules_gives_only_windows_hits(capsys) -> None:
-    """The first command a newcomer runs: no pipeline, no declaration."""
-    code, hits, err = _scan(capsys, SIGMA_DIR / "rules", "--input", ROOT / "examples" / "process_creation.parquet", "--output", "-")
-    assert code == 0 and hits
-    files = rule_index()
-    products = {
-        (yaml.safe_load(files[i].read_text(encoding="utf-8"))["logsource"] or {}).get("product")
-        for i in {h["rule_id"] for h in hits}
-    }
-    assert products == {"windows"}
-    assert "Publicly Accessible RDP Service" not in {h["rule_title"] for h in hits}
-    assert "not applicable: product zeek" in err
 
 
 # --------------------------------------------------------------------------------------
