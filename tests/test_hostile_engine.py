@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import sigmarrow
 
 # The child imports the sigmarrow this test run imported.
@@ -133,3 +134,38 @@ def test_a_parquet_file_with_invalid_utf8_is_one_bad_file_that_skip_bad_files_sk
     assert [json.loads(line)["source_file"] for line in result.stdout.splitlines()] == [
         str(tmp_path / "good.parquet")
     ]
+
+
+def _with_deep_rules(conditions: dict[str, str]) -> bytes:
+    """RULE's program, with a rule per condition (JSON text) placed before it."""
+    program = json.loads(sigmarrow.compile(RULE).to_bytes())
+    (rule,) = program["rules"]
+    deep = [{**rule, "id": name, "title": name, "condition": "@" + name} for name in conditions]
+    program["rules"] = [*deep, rule]
+    text = json.dumps(program)
+    for name, condition in conditions.items():
+        text = text.replace(json.dumps("@" + name), condition)
+    return text.encode()
+
+
+def test_a_rule_nested_too_deep_is_that_rules_error_and_the_others_still_match():
+    # The atoms stay true under an even number of nots, and under and/or alternated.
+    conditions = {
+        "not-150": '{"not": ' * 150 + '{"atom": 0}' + "}" * 150,
+        "not-500": '{"not": ' * 500 + '{"atom": 0}' + "}" * 500,
+        "and-or-64": '{"and": [{"or": [' * 32 + '{"atom": 0}' + "]}]}" * 32,
+    }
+    m = sigmarrow.Matcher.from_bytes(_with_deep_rules(conditions))
+    assert [e.rule_id for e in m.errors] == ["not-150", "not-500"]
+    assert all("nested deeper than 128 levels" in e.reason for e in m.errors), m.errors
+    assert [r.id for r in m.rules] == ["and-or-64", "11111111-0000-0000-0000-000000000001"]
+    hits = m.match(pa.table({"Image": [r"C:\x\cmd.exe", r"C:\Windows\whoami.exe"]}))
+    assert hits["row"].to_pylist() == [1, 1]
+    assert hits["rule_id"].to_pylist() == [r.id for r in m.rules]
+
+
+def test_a_program_nested_past_the_loaders_limit_is_a_program_error():
+    deep = _with_deep_rules({"deep": '{"not": ' * 100_000 + '{"atom": 0}' + "}" * 100_000})
+    # Refused by the engine before the Python loader (which overflows its stack) reads it.
+    with pytest.raises(sigmarrow.ProgramError, match=r"rules\[0\]\.condition: .*nested deeper than 1000 levels"):
+        sigmarrow.Matcher.from_bytes(deep)

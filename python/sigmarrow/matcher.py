@@ -22,7 +22,7 @@ from sigmarrow.correlation import (
     FilterInfo,
     quiet_rules,
 )
-from sigmarrow.errors import DataError, RuleError
+from sigmarrow.errors import DataError, ProgramError, RuleError
 from sigmarrow.program import Atom, ErrorRecord, Program
 
 #: The version of sigmarrow: the Cargo workspace's, which the extension carries.
@@ -102,10 +102,19 @@ class Matcher:
     """Sigma rules compiled into one program, ready to match Arrow data."""
 
     def __init__(self, program: Program, *, prefilter: bool = True, memo: bool = True) -> None:
+        self._build(program.to_json(), program, prefilter=prefilter, memo=memo)
+
+    def _build(self, text: bytes, program: Program | None, *, prefilter: bool, memo: bool) -> None:
+        """Builds the engine from the program's JSON `text`, which it validates before
+        Python reads any of it (`program`, when not given, is read from `text` then)."""
         self.options = {"prefilter": prefilter, "memo": memo}
-        self._engine = _engine.Engine(program.to_json().decode(), **self.options)
+        try:
+            self._engine = _engine.Engine(text.decode(), **self.options)
+        except UnicodeDecodeError as e:
+            raise ProgramError(f"not a compiled program: not UTF-8 ({e})") from None
+        program = program or Program.from_json(text)
         rejected = dict(self._engine.rule_errors())
-        if rejected:  # rules whose regex the engine cannot compile
+        if rejected:  # regexes the engine cannot compile, conditions nested too deep
             program = _without_rules(program, rejected)
             self._engine = _engine.Engine(program.to_json().decode(), **self.options)
         self.program = program
@@ -175,7 +184,10 @@ class Matcher:
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Matcher:
-        return cls(Program.from_json(data))
+        """The matcher of a saved program; `ProgramError` for anything malformed."""
+        matcher = cls.__new__(cls)
+        matcher._build(data.encode() if isinstance(data, str) else data, None, prefilter=True, memo=True)
+        return matcher
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.to_bytes())

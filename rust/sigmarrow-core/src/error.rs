@@ -17,6 +17,9 @@ pub enum Error {
     /// A regex atom the engine cannot compile: the rules using it are disabled.
     #[error("regex '{pattern}' does not compile: {reason}")]
     Regex { pattern: String, reason: String },
+    /// A condition nested deeper than the engine runs: the rule is disabled.
+    #[error("its condition is nested deeper than {limit} levels (and, or, not)")]
+    TooDeep { limit: usize },
     /// A column a rule needs has a type the engine cannot read.
     #[error("column {column:?} has type {data_type}, which sigmarrow cannot match against (supported: strings, dictionary-encoded strings, integers, floats, booleans, timestamps, dates)")]
     UnsupportedType { column: String, data_type: String },

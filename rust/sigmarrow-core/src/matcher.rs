@@ -64,7 +64,8 @@ struct Bound<'a> {
 
 impl Matcher {
     /// Builds the matcher, compiling each glob and regex once. A rule using a regex that
-    /// does not compile is disabled (it never matches) and listed in [`Matcher::rule_errors`].
+    /// does not compile, or nested too deep, is disabled (it never matches) and listed in
+    /// [`Matcher::rule_errors`].
     pub fn new(program: &Program, options: Options) -> Result<Matcher> {
         let mut checks: Vec<Option<CompiledCheck>> = Vec::with_capacity(program.atoms.len());
         let mut failed: Vec<Option<Error>> = Vec::with_capacity(program.atoms.len());
@@ -80,13 +81,22 @@ impl Matcher {
         let mut rule_errors = Vec::new();
         let mut rules: Vec<CompiledRule> = Vec::with_capacity(program.rules.len());
         for (index, rule) in program.rules.iter().enumerate() {
-            let atoms = atoms_of(&rule.condition);
-            let condition = match atoms.iter().find_map(|&(a, _)| failed[a.index()].as_ref()) {
-                Some(error) => {
-                    rule_errors.push((RuleId(index as u32), error.clone()));
+            let refused = match &rule.condition {
+                Ok(condition) => {
+                    let atoms = atoms_of(condition);
+                    atoms
+                        .iter()
+                        .find_map(|&(a, _)| failed[a.index()].clone())
+                        .map_or(Ok(condition), Err)
+                }
+                Err(error) => Err(error.clone()),
+            };
+            let condition = match refused {
+                Ok(condition) => condition.clone(),
+                Err(error) => {
+                    rule_errors.push((RuleId(index as u32), error));
                     Expr::Const(false)
                 }
-                None => rule.condition.clone(),
             };
             rules.push(CompiledRule::new(condition));
         }

@@ -2,7 +2,9 @@
 //! conditions that the Python compiler emits (`sigmarrow/program.py` documents
 //! every node). The engine validates it once, when a [`crate::Matcher`] is built.
 
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 
@@ -60,12 +62,20 @@ pub struct Program {
 #[derive(Debug, Deserialize)]
 pub struct Rule {
     pub id: String,
-    pub condition: Expr,
+    /// [`Error::TooDeep`] for a condition nested deeper than [`MAX_DEPTH`]: the rule is
+    /// disabled, the others run.
+    #[serde(deserialize_with = "condition")]
+    pub condition: std::result::Result<Expr, Error>,
 }
 
+/// Conditions nested deeper than this (each `and`, `or` and `not` is a level) disable
+/// their rule; deeper than [`MAX_JSON_DEPTH`], they make the program malformed (the
+/// Python side could not read it safely). `docs/limits.md` lists both.
+pub const MAX_DEPTH: usize = 128;
+pub const MAX_JSON_DEPTH: usize = 1000;
+
 /// A rule's boolean program over atoms.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone)]
 pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
@@ -167,6 +177,126 @@ impl Atom {
     }
 }
 
+/// A rule's condition, kept as raw text by the program's parser (which skips it without
+/// recursion), then read on its own, with no recursion limit but its own depth limit.
+fn condition<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<std::result::Result<Expr, Error>, D::Error> {
+    let raw = Box::<RawValue>::deserialize(deserializer)?;
+    let mut json = serde_json::Deserializer::from_str(raw.get());
+    json.disable_recursion_limit();
+    let mut track = serde_path_to_error::Track::new();
+    let parsed = ExprSeed { depth: 1 }
+        .deserialize(serde_path_to_error::Deserializer::new(&mut json, &mut track));
+    let expr = parsed.map_err(|e| {
+        // The position is within the condition's text: left out.
+        let reason = e.to_string();
+        let reason = reason
+            .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+            .unwrap_or(&reason);
+        match track.path().to_string().trim_start_matches('.') {
+            "" => D::Error::custom(reason),
+            path if path.len() > SHOWN_PATH => {
+                D::Error::custom(format!("{}...: {reason}", &path[..SHOWN_PATH]))
+            }
+            path => D::Error::custom(format!("{path}: {reason}")),
+        }
+    })?;
+    Ok(if depth(&expr) > MAX_DEPTH { Err(Error::TooDeep { limit: MAX_DEPTH }) } else { Ok(expr) })
+}
+
+/// Bytes of the path into a condition shown in an error, at most.
+const SHOWN_PATH: usize = 60;
+
+fn depth(expr: &Expr) -> usize {
+    match expr {
+        Expr::And(xs) | Expr::Or(xs) => 1 + xs.iter().map(depth).max().unwrap_or(0),
+        Expr::Not(x) => 1 + depth(x),
+        Expr::Atom(_) | Expr::Const(_) => 1,
+    }
+}
+
+/// Reads one expression at nesting level `depth`.
+#[derive(Clone, Copy)]
+struct ExprSeed {
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ExprSeed {
+    type Value = Expr;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Expr, D::Error> {
+        if self.depth > MAX_JSON_DEPTH {
+            return Err(D::Error::custom(format!("nested deeper than {MAX_JSON_DEPTH} levels")));
+        }
+        deserializer.deserialize_map(self)
+    }
+}
+
+const EXPRESSIONS: &[&str] = &["and", "or", "not", "atom", "const"];
+
+impl<'de> Visitor<'de> for ExprSeed {
+    type Value = Expr;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an expression of one key: and, or, not, atom or const")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Expr, A::Error> {
+        let child = ExprSeed { depth: self.depth + 1 };
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(A::Error::invalid_length(0, &self));
+        };
+        let expr = match key.as_str() {
+            "and" => Expr::And(map.next_value_seed(ExprsSeed(child))?),
+            "or" => Expr::Or(map.next_value_seed(ExprsSeed(child))?),
+            "not" => Expr::Not(Box::new(map.next_value_seed(child)?)),
+            "atom" => Expr::Atom(map.next_value()?),
+            "const" => Expr::Const(map.next_value()?),
+            other => return Err(A::Error::unknown_field(other, EXPRESSIONS)),
+        };
+        match map.next_key::<String>()? {
+            Some(other) => {
+                Err(A::Error::custom(format!("a second key {other:?} in one expression")))
+            }
+            None => Ok(expr),
+        }
+    }
+}
+
+/// Reads the list of expressions of an `and` or `or`.
+struct ExprsSeed(ExprSeed);
+
+impl<'de> DeserializeSeed<'de> for ExprsSeed {
+    type Value = Vec<Expr>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Vec<Expr>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExprsSeed {
+    type Value = Vec<Expr>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of expressions")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<Expr>, A::Error> {
+        let mut exprs = Vec::new();
+        while let Some(expr) = seq.next_element_seed(self.0)? {
+            exprs.push(expr);
+        }
+        Ok(exprs)
+    }
+}
+
 impl Program {
     pub fn from_json(text: &str) -> Result<Program> {
         let mut json = serde_json::Deserializer::from_str(text);
@@ -197,7 +327,8 @@ impl Program {
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
-            check_expr(&rule.condition, self.atoms.len())
+            let Ok(condition) = &rule.condition else { continue };
+            check_expr(condition, self.atoms.len())
                 .map_err(|reason| Error::malformed(format!("rules[{i}].condition"), reason))?;
         }
         Ok(())
@@ -246,7 +377,7 @@ mod tests {
                 format!(
                     r#"{{{head}, "atoms": [{atom}], "rules": [{{"id": "r", "condition": {{"atom": "x"}}}}]}}"#
                 ),
-                "at rules[0].condition.atom: invalid type",
+                "at rules[0].condition: atom: invalid type: string \"x\", expected u32",
             ),
             ("[]".to_string(), "invalid program: invalid length 0"),
         ];
@@ -257,5 +388,25 @@ mod tests {
         let other =
             error(r#"{"format": "x", "version": 2, "fields": [], "atoms": [], "rules": []}"#);
         assert_eq!(other, r#"expected a sigmarrow.program of version 1, got "x" version 2"#);
+    }
+
+    #[test]
+    fn a_condition_too_deep_disables_its_rule_and_one_far_too_deep_is_malformed() {
+        let program = |n: usize| {
+            let condition = format!("{}{{\"atom\": 0}}{}", r#"{"not": "#.repeat(n), "}".repeat(n));
+            format!(
+                r#"{{"format": "sigmarrow.program", "version": 1, "fields": ["A"],
+                  "atoms": [{{"op": "null", "field": 0}}],
+                  "rules": [{{"id": "r", "condition": {condition}}}]}}"#
+            )
+        };
+        let condition = |n| Program::from_json(&program(n)).unwrap().rules.remove(0).condition;
+        assert!(condition(MAX_DEPTH - 1).is_ok());
+        assert!(matches!(condition(MAX_DEPTH), Err(Error::TooDeep { limit: MAX_DEPTH })));
+        // Read on the 2 MiB stack of a test thread.
+        assert!(matches!(condition(MAX_JSON_DEPTH - 1), Err(Error::TooDeep { .. })));
+        let far_too_deep = error(&program(1_000_000));
+        assert!(far_too_deep.starts_with("invalid program at rules[0].condition: not.not."));
+        assert!(far_too_deep.contains("...: nested deeper than 1000 levels"), "{far_too_deep}");
     }
 }

@@ -25,7 +25,10 @@ static ERROR_CLASSES: PyOnceLock<ErrorClasses> = PyOnceLock::new();
 fn to_py(py: Python<'_>, err: Error) -> PyErr {
     let classes = ERROR_CLASSES.get(py).expect("imported when the module was");
     let class = match err {
-        Error::Malformed { .. } | Error::Version { .. } | Error::Regex { .. } => &classes.program,
+        Error::Malformed { .. }
+        | Error::Version { .. }
+        | Error::Regex { .. }
+        | Error::TooDeep { .. } => &classes.program,
         Error::UnsupportedType { .. } | Error::InvalidUtf8 { .. } | Error::InvalidColumn { .. } => {
             &classes.data
         }
