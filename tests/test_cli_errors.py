@@ -249,7 +249,7 @@ def test_unwritable_output(sigscan, tmp_path, rules, good, case):
         "no_folder": tmp_path / "missing" / "hits.parquet",
         "is_folder": tmp_path,
         "under_a_file": good / "hits.parquet",
-        "bad_extension": tmp_path / "hits.csv",
+        "bad_extension": tmp_path / "hits.txt",
     }[case]
     code, _, err = sigscan(rules, "--input", good, "--output", output)
     assert code == 2

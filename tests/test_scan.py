@@ -161,7 +161,7 @@ def test_example_to_stdout(sigscan, monkeypatch):
     got: dict[str, list[int]] = {}
     for hit in run.jsonl():
         assert hit["source_file"] == "examples/process_creation.parquet"
-        assert list(hit)[:6] == list(HIT_COLUMNS)
+        assert list(hit)[: len(HIT_COLUMNS)] == list(HIT_COLUMNS)
         got.setdefault(hit["rule_title"], []).append(hit["source_row"])
     assert {k: sorted(v) for k, v in got.items()} == _example_expected()
     # The summary: rows, hits per rule with level.
@@ -221,7 +221,7 @@ def test_output_kinds(sigscan, tmp_path, sysmon_parquet, suffix):
     table = hits_table(out)
     assert table.column("source_row").to_pylist() == expected_rows()
     assert set(table.column("rule_id").to_pylist()) == {CLOUDFLARED_ID}
-    assert table.column_names[:6] == list(HIT_COLUMNS)
+    assert table.column_names[: len(HIT_COLUMNS)] == list(HIT_COLUMNS)
     assert table.column("Image").to_pylist() == [IMAGES[i] for i in expected_rows()]
     assert table.column("tags").to_pylist()[0] == ["attack.command-and-control", "attack.t1090.001"]
     assert table.column("level").to_pylist()[0] == "medium"
@@ -240,7 +240,7 @@ def test_output_without_hits_is_written(sigscan, tmp_path):
         table = hits_table(out) if suffix != ".jsonl" else None
         if table is not None:
             assert table.num_rows == 0
-            assert table.column_names[:6] == list(HIT_COLUMNS)
+            assert table.column_names[: len(HIT_COLUMNS)] == list(HIT_COLUMNS)
         else:
             assert out.read_text() == ""
 
@@ -260,14 +260,14 @@ def test_columns_option(sigscan, tmp_path, sysmon_parquet):
     )
     assert run.code == 0, run.err
     hits = run.jsonl()
-    assert [list(h)[6:] for h in hits] == [["Computer", "CommandLine", "NotThere"]] * len(hits)
+    assert [list(h)[len(HIT_COLUMNS) :] for h in hits] == [["Computer", "CommandLine", "NotThere"]] * len(hits)
     assert hits[0]["CommandLine"] == f"cmd {expected_rows()[0]}"
     assert hits[0]["NotThere"] is None
 
     out = tmp_path / "all.parquet"
     run = sigscan(rules, "--input", sysmon_parquet, "--output", out, "--columns", "*")
     assert run.code == 0, run.err
-    assert pq.read_table(out).column_names[6:] == ["EventID", "Image", "CommandLine", "Computer"]
+    assert pq.read_table(out).column_names[len(HIT_COLUMNS) :] == ["EventID", "Image", "CommandLine", "Computer"]
 
 
 def test_default_columns_are_those_of_the_rule(sigscan, tmp_path, sysmon_parquet):
@@ -284,7 +284,7 @@ def test_default_columns_are_those_of_the_rule(sigscan, tmp_path, sysmon_parquet
     run = sigscan(rules, "--input", sysmon_parquet, "--output", out)
     assert run.code == 0, run.err
     table = pq.read_table(out)
-    assert set(table.column_names[6:]) == {"Image", "CommandLine"}
+    assert set(table.column_names[len(HIT_COLUMNS) :]) == {"Image", "CommandLine"}
     for hit in table.to_pylist():
         if hit["rule_id"] == CLOUDFLARED_ID:
             assert hit["Image"] is not None and hit["CommandLine"] is None
@@ -979,14 +979,14 @@ def test_schemaless_inputs_give_text_columns(sigscan, tmp_path):
     ]
     run = sigscan(rules, "--input", data, "--output", out)
     assert run.code == 0, run.err
-    assert pq.read_table(out).column_names[6:] == sigmarrow.compile(PORTABLE_RULE).fields
+    assert pq.read_table(out).column_names[len(HIT_COLUMNS) :] == sigmarrow.compile(PORTABLE_RULE).fields
 
     run = sigscan(rules, "--input", data, "--output", out, "--columns", "*")
     assert run.code == 2
     assert "columns '*'" in run.err and "JSON" in run.err
     run = sigscan(rules, "--input", data, "--output", "-", "--columns", "*")
     assert run.code == 0, run.err
-    assert [list(h)[6:] for h in run.jsonl()] == [["EventID", "Image", "extra"]] * 2
+    assert [list(h)[len(HIT_COLUMNS) :] for h in run.jsonl()] == [["EventID", "Image", "extra"]] * 2
 
 
 def test_jsonl_hits_carry_the_columns_of_their_rule(sigscan, tmp_path, sysmon_parquet):
@@ -1010,7 +1010,7 @@ def test_jsonl_hits_carry_the_columns_of_their_rule(sigscan, tmp_path, sysmon_pa
     }
     run = sigscan(rules, "--input", sysmon_parquet, "--output", "-", "--columns", "Computer,X")
     assert run.code == 0, run.err
-    assert {tuple(h)[6:] for h in run.jsonl()} == {("Computer", "X")}
+    assert {tuple(h)[len(HIT_COLUMNS) :] for h in run.jsonl()} == {("Computer", "X")}
 
 
 def test_atomic_file(tmp_path):

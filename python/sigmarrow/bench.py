@@ -142,7 +142,7 @@ def _read_file(f: InputFile, matcher: sigmarrow.Matcher) -> pa.Table:
             except pa.ArrowInvalid:
                 handle.seek(0)
                 table = pa.ipc.open_stream(handle).read_all()
-    elif f.kind == "jsonl":
+    elif f.kind in ("jsonl", "json"):
         import pyarrow.json as pj
 
         with f.filesystem.open_input_stream(f.path) as handle:

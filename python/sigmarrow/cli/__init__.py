@@ -8,18 +8,22 @@ they import what they need when they run, so ``sigmarrow --help`` and ``sigmarro
 
 Exit statuses (all subcommands): 0 done; 1 ``scan --fail-on-match`` found hits; 2 bad usage
 or bad input (one message on stderr, no traceback); 3 an internal error, which is a bug
-(``SIGMARROW_DEBUG=1`` shows its traceback); 130 interrupted.
+(``SIGMARROW_DEBUG=1`` shows its traceback); 130 interrupted (Ctrl-C); 143 and 129 for
+SIGTERM and SIGHUP, which are handled as Ctrl-C is (no partial output, no temporaries left).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
-from types import ModuleType
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType, ModuleType
 
 from sigmarrow.errors import SigmarrowError, UsageError
 
@@ -107,10 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     prog = f"sigmarrow {args.command}"
     try:
-        return int(args._run(args))
-    except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        with _signals_interrupt():
+            return int(args._run(args))
+    except KeyboardInterrupt as exc:
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     except BrokenPipeError:
         # The reader of our stdout went away (`... --output - | head`): stop quietly.
         _silence_stdout()
@@ -128,6 +134,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERNAL
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt, so that what cleans up
+    after Ctrl-C (a discarded output, removed temporaries) cleans up after them too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second one must not interrupt the clean-up
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    previous = [signal.signal(s, _terminate) for s in signals]
+    try:
+        yield
+    finally:
+        for s, handler in zip(signals, previous, strict=True):
+            signal.signal(s, handler)
 
 
 def _silence_stdout() -> None:

@@ -19,15 +19,16 @@ from sigmarrow.cli.rules import (
 )
 
 if TYPE_CHECKING:
-    from sigmarrow.scan import Progress
+    from sigmarrow.scan import Progress, ScanSummary
 
 HELP = "match rules against Parquet, Arrow IPC, JSON Lines or EVTX data; write the hits"
 
 _DESCRIPTION = """\
 Match Sigma rules against stored events: Parquet files, folders, globs and hive-partitioned
 datasets (local or object-store URIs), Arrow IPC files, JSON Lines and EVTX files. Writes one
-row per (event, rule) hit: source_file, source_row (0-based within its file), rule_id,
-rule_title, level, tags and event columns; then a summary on stderr."""
+row per (event, rule) hit: timestamp, host, channel, event_id (from the event), source_file,
+source_row (0-based within its file), rule_id, rule_title, level, tags and event columns;
+then a summary on stderr."""
 
 _EPILOG = """\
 output formats, by extension:
@@ -98,6 +99,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fail-on-match", action="store_true", help="exit with status 1 when anything matched"
     )
+    p.add_argument(
+        "--batch-rows",
+        type=_positive_int,
+        metavar="N",
+        help="rows per batch (default: 65536); lower it to use less memory",
+    )
+    _add_input_arguments(p)
+    add_rule_arguments(
+        p, "Default: the dataset's own declaration, else a guess from its columns;"
+    )
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no summary; errors are still reported",
+    )
+    _add_output_arguments(p)
+    _add_correlation_arguments(p)
+
+
+def _add_correlation_arguments(p: argparse.ArgumentParser) -> None:
+    """Where correlation alerts go and how they are made (their time column: --time-field)."""
     corr = p.add_argument_group(
         "correlation rules", "when the rules hold correlations (docs/semantics.md, Correlations)"
     )
@@ -106,12 +129,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="OUT",
         help="where correlation alerts go, in the format of its suffix (default: beside the "
         "hits, HITS.alerts.SUFFIX; after the hits with --output -)",
-    )
-    corr.add_argument(
-        "--time-field",
-        metavar="FIELD",
-        help="the event time column (default: the first of TimeCreated, @timestamp, "
-        "TimeGenerated, EventTime, timestamp, UtcTime a file has)",
     )
     corr.add_argument(
         "--correlation-mode",
@@ -133,21 +150,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="base hits held for correlations before the scan stops with an error "
         "(default: 60,000,000, ~40 bytes each; docs/limits.md)",
     )
-    p.add_argument(
-        "--batch-rows",
-        type=_positive_int,
-        metavar="N",
-        help="rows per batch (default: 65536); lower it to use less memory",
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The timeline, the order of the hits, and the summary and report files."""
+    out = p.add_argument_group("timeline and reports")
+    # --time-field is shared with the time range (--since/--until) and correlations.
+    out.add_argument(
+        "--time-field",
+        metavar="NAME",
+        help="the event time column (default: the pipeline's mapping of the usual names, "
+        "else the first of TimeCreated, @timestamp, TimeGenerated, EventTime, timestamp, "
+        "UtcTime the data has)",
     )
-    add_rule_arguments(
-        p, "Default: the dataset's own declaration, else a guess from its columns;"
+    out.add_argument(
+        "--sort",
+        choices=["time"],
+        help="write the hits in event-time order (hits without a time last), through a "
+        "spool beside the output; memory stays bounded",
     )
-    p.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="no progress bar and no summary; errors are still reported",
+    out.add_argument(
+        "--summary",
+        metavar="FILE.json",
+        help="also write the whole summary as JSON: every rule, host and error",
     )
+    out.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="also write a self-contained HTML report: hits per rule, level, host and "
+        "over time, rules that failed and why",
+    )
+
+
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The time range (its time column: --time-field, with the timeline's)."""
+    g = p.add_argument_group(
+        "time range",
+        "Only events with SINCE <= time < UNTIL (UNTIL excluded, so that ranges tile). Date "
+        "partition folders and Parquet row groups outside the range are skipped unread; "
+        "events without a usable time are left out. The summary counts both.",
+    )
+    g.add_argument(
+        "--since",
+        metavar="TIME",
+        help="an ISO date or time (2026-11-01, 2026-11-01T12:00:00Z; no offset: UTC), or a "
+        "time before now: 90d, 12h, 30m, 45s, 2w",
+    )
+    g.add_argument("--until", metavar="TIME", help="the end of the range, excluded (as --since)")
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -170,18 +219,23 @@ _count = _at_least(0)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sigmarrow.scan import DEFAULT_BATCH_ROWS, discover_inputs, output_format, scan
+    from sigmarrow.scan import DEFAULT_BATCH_ROWS, TimeRange, discover_inputs, output_format, scan
     from sigmarrow.scan.writers import check_output
 
     output_format(args.output)
     take_back_rules(args)
     check_rule_paths(args.rules)
     check_rule_paths(args.filter, "filter file or folder")
+    time_range = TimeRange.parse(args.since, args.until, args.time_field)
     files, ignored = discover_inputs(args.input)
-    for out in (args.output, args.alerts):
-        if out and out != "-":
-            output_format(out)
-            check_output(out)  # before compiling: fail before the work, not after it
+    # Before anything reads a file (the log-source guess does): pruned files are never opened.
+    files, pruned = time_range.prune(files) if time_range else (files, 0)
+    # Before compiling: fail before the work, not after it.
+    if args.alerts:
+        output_format(args.alerts)
+    for path in (args.output, args.alerts, args.summary, args.report):
+        if path is not None and path != "-":
+            check_output(path)
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 
     declared, how = logsources(args.logsource, files)
@@ -201,8 +255,11 @@ def run(args: argparse.Namespace) -> int:
             skip_bad_files=args.skip_bad_files,
             batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS,
             progress=bar.update if bar else None,
-            alerts=args.alerts,
             time_field=args.time_field,
+            pipeline=list(args.pipeline) or None,
+            sort=args.sort,
+            time_range=time_range,
+            alerts=args.alerts,
             correlation_mode=args.correlation_mode,
             evidence=args.evidence,
             max_correlation_hits=args.max_correlation_hits,
@@ -211,8 +268,10 @@ def run(args: argparse.Namespace) -> int:
         if bar:
             bar.clear()
     summary.ignored_files = ignored
+    summary.files_pruned = pruned
     summary.logsource = (", ".join(map(str, declared)) + f" ({how})") if declared else how
     summary.compile_seconds, summary.compile_how = compiled.seconds, compiled.how
+    _write_reports(summary, args.summary, args.report)
     if not args.quiet:
         print(summary.format(), file=sys.stderr)
     else:  # quiet: errors only
@@ -225,6 +284,19 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_match and summary.hits:
         return EXIT_MATCHED
     return EXIT_OK
+
+
+def _write_reports(summary: ScanSummary, json_path: str | None, html_path: str | None) -> None:
+    import orjson
+
+    from sigmarrow.scan.writers import write_file
+
+    if json_path is not None:
+        write_file(json_path, orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    if html_path is not None:
+        from sigmarrow.scan.report import report_html
+
+        write_file(html_path, report_html(summary).encode())
 
 
 class ProgressBar:

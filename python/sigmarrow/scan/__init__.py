@@ -17,18 +17,19 @@ How it works, and why, one module each:
   file and row, a bad file can be skipped, and files of one dataset may differ in schema (a
   column that a file lacks is absent there) or in physical type (plain or
   dictionary-encoded strings).
+* :mod:`.timerange` is the time range: files of date partitions outside it are never
+  opened, Parquet row groups outside it never read, and the other rows filtered exactly.
 * :mod:`.readers` reads only the columns the rules reference (``Matcher.fields`` that the
   file has, struct columns for dotted paths, the requested ones, and every string column
   when a rule has keywords, which search all of them), in batches, one file at a time, one
   batch read ahead while the engine matches the previous one.
 * :mod:`.hits` turns the engine's (row, rule) pairs into hit rows, in one schema decided
-  before the first hit for the formats that store one.
+  before the first hit for the formats that store one, each with its event's time and host.
 * :mod:`.writers` streams them into the output, under a temporary name renamed at the end,
-  so a failed scan leaves no partial file; memory follows the batches, not the hits.
-* :mod:`.summary` says what was scanned, what matched and what was not.
-* :mod:`.alerts`: with correlation rules, every batch also feeds the matcher's correlation
-  state; the alerts are computed once every file is read (files may come in any time
-  order) and written beside the hits, their evidence named by file and row.
+  so a failed scan leaves no partial file; memory follows the batches, not the hits
+  (:mod:`.timesort` puts them in time order first, through a spool, for ``sort="time"``).
+* :mod:`.summary` says what was scanned, what matched and what was not; :mod:`.report`
+  draws it as one HTML page.
 
 This module is the loop. What depends only on a schema (which columns to read, where each
 field is, which are missing) is worked out once per schema, not per batch.
@@ -42,15 +43,23 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from sigmarrow.columns import bind
 from sigmarrow.errors import DataError, UsageError
-from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA, alerts_output, with_sources
-from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder
+from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA, alerts_output, event_id, with_sources
+from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder, Timeline
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
-from sigmarrow.scan.summary import CorrelationAlerts, Progress, RuleHits, ScanSummary, SkippedFile
+from sigmarrow.scan.summary import (
+    CorrelationAlerts,
+    HitTally,
+    Progress,
+    RuleHits,
+    ScanSummary,
+    SkippedFile,
+)
+from sigmarrow.scan.timerange import TimeRange
 from sigmarrow.scan.writers import FORMATS, Output, output_format
 
 __all__ = [
@@ -62,13 +71,15 @@ __all__ = [
     "RuleHits",
     "ScanSummary",
     "SkippedFile",
+    "TimeRange",
+    "Timeline",
     "discover_inputs",
     "output_format",
     "scan",
 ]
 
 #: Rows per batch handed to the engine. Parquet batches never span row groups, so a
-#: batch can be smaller.
+#: batch can be smaller (and so can a JSON batch of large events).
 DEFAULT_BATCH_ROWS = 65_536
 
 
@@ -83,8 +94,11 @@ def scan(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[Progress], None] | None = None,
     stdout: IO[bytes] | None = None,
-    alerts: str | os.PathLike[str] | None = None,
     time_field: str | None = None,
+    pipeline: Any = None,
+    sort: str | None = None,
+    time_range: TimeRange | None = None,
+    alerts: str | os.PathLike[str] | None = None,
     correlation_mode: str = "merged",
     evidence: int | None = None,
     max_correlation_hits: int | None = None,
@@ -93,16 +107,22 @@ def scan(
 
     ``inputs``: paths, folders, globs or URIs (or files from :func:`discover_inputs`).
     ``output``: a path whose suffix names one of :data:`FORMATS` (``.parquet``, ``.jsonl``,
-    ``.arrow``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event columns to add
-    to every hit (``["*"]``: all of them); by default each hit carries the columns its rule
-    references. ``threads`` goes to the engine. ``progress`` is called now and then with a
-    :class:`Progress`.
+    ``.arrow``, ``.csv``), or ``"-"`` for JSON Lines on ``stdout``. ``columns``: event
+    columns to add to every hit (``["*"]``: all of them); by default each hit carries the
+    columns its rule references. ``threads`` goes to the engine. ``progress`` is called now
+    and then with a :class:`Progress`. ``time_range`` (:meth:`TimeRange.parse`) keeps only
+    the events in it; what it skipped unread and left out is counted in the summary.
+
+    Every hit carries its event's time, host, channel and event id (:class:`Timeline`):
+    ``time_field`` names the time column, ``pipeline`` (the rules' pipeline, as
+    ``sigmarrow.compile`` takes it) lends its field mappings to find them. ``sort="time"``
+    writes the hits in time order.
 
     With correlation rules, their alerts go to ``alerts`` (by default beside ``output``:
     ``hits.parquet`` -> ``hits.alerts.parquet``; after the hits when they go to standard
-    output), in ``correlation_mode`` ("merged" or "every"), with at most ``evidence`` rows
-    of evidence each (None: all), events timed by ``time_field`` (default: the first of
-    ``sigmarrow.times.DEFAULT_TIME_FIELDS`` a file has); docs/scan.md.
+    output), in ``correlation_mode`` ("merged" or "every"), with at most ``evidence`` events
+    of evidence each (None: all), the events timed by the timeline's time column; files may
+    come in any time order (docs/scan.md).
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -115,21 +135,25 @@ def scan(
     output = os.fspath(output)
     typed = output_format(output).typed
     files, ignored = _files(inputs, output)
+    files, pruned = time_range.prune(files) if time_range else (files, 0)
     events = EventColumns(matcher, columns or None)
-    hits = HitBuilder(matcher.rules, events, [schema_of(f) for f in files] if typed else None)
+    timeline = Timeline(time_field, pipeline)
+    schemas = [schema_of(f) for f in files] if typed else None
+    hits = HitBuilder(matcher.rules, events, schemas, timeline)
     state = None
     if matcher.correlations:
         limits = {} if max_correlation_hits is None else {"max_hits": max_correlation_hits}
-        state = matcher.correlation_state(time_field, **limits)
+        state = matcher.correlation_state(time_field, time_fields=timeline.sources["timestamp"], **limits)
         alerts = alerts_output(output, None if alerts is None else os.fspath(alerts))
         output_format(alerts)  # a bad suffix fails before the scan
     loop = _Loop(
         matcher,
         hits,
         Projection(
-            [*matcher.fields, *events.names, *(state.fields if state else ())],
+            [*matcher.fields, *events.names, *timeline.names, *(state.field_names if state else ())],
             keywords=matcher.has_keywords,
             everything=events.everything,
+            time_range=time_range,
         ),
         ScanSummary(
             output=output,
@@ -137,34 +161,33 @@ def scan(
             compile_errors=list(matcher.errors),
             skipped_rules=list(matcher.skipped),
             ignored_files=ignored,
+            time_range=time_range.describe() if time_range else "",
+            files_pruned=pruned,
             filters=list(matcher.filters),
         ),
         threads,
         batch_rows,
         _Reporter(progress, files, started),
+        time_range,
+        [] if events.everything or not columns else list(events.names),
         state,
     )
-    with Output(output, hits.schema, stdout) as out:
+    with Output(output, hits.schema, stdout, sort) as out:
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
+    summary.seconds = time.perf_counter() - started
+    if summary.files:
+        summary.columns_not_found = list(loop.unfound)
+    loop.tally.finish(summary)
     if state is not None:
-        table = with_sources(state.alerts(correlation_mode, evidence), loop.names, loop.starts)
+        table = with_sources(state.alerts(correlation_mode, evidence), loop.names)
         with Output(cast(str, alerts), SCAN_ALERTS_SCHEMA, stdout) as out:
             for batch in table.to_batches():
                 out.write(batch)
         summary.alerts_output = cast(str, alerts)
         summary.alerts = CorrelationAlerts.of(matcher.correlations, table)
-    summary.seconds = time.perf_counter() - started
-    summary.hits_per_rule = sorted(
-        (
-            RuleHits(i, r.id, r.title, r.level, count)
-            for i, (r, count) in enumerate(zip(matcher.rules, loop.counts, strict=True))
-            if count
-        ),
-        key=lambda h: (-h.count, h.index),
-    )
     return summary
 
 
@@ -234,6 +257,8 @@ class _Loop:
         threads: int | None,
         batch_rows: int,
         reporter: _Reporter,
+        time_range: TimeRange | None,
+        requested: list[str],
         state: Any = None,
     ) -> None:
         self.matcher = matcher
@@ -243,10 +268,11 @@ class _Loop:
         self.threads = threads
         self.batch_rows = batch_rows
         self.reporter = reporter
-        self.counts = [0] * len(matcher.rules)
+        self.tally = HitTally(matcher.rules)
+        self.time_range = time_range
+        self.unfound = dict.fromkeys(requested)  #: requested columns no batch has had yet
         self.state = state  #: the correlation state every batch feeds, or None
-        self.names: list[str] = []  #: the files read, and the scan row each begins at
-        self.starts: list[int] = []
+        self.names: list[str] = []  #: the files read, numbered for the correlation state
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
         """Scan one file; a file that cannot be read or matched raises a DataError naming
@@ -254,28 +280,22 @@ class _Loop:
         summary = self.summary
         self.reporter.report(summary, f.display, force=True)
         tracker = FileProgress()
-        offset = 0
+        done = 0  # rows of the file read so far
         missing: set[str] | None = None  # the referenced fields no batch of the file has
-        if self.state is not None:
-            self.names.append(f.display)
-            self.starts.append(self.state.rows_seen)
+        self.names.append(f.display)
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
-                for batch in batches:
+                for offset, batch in batches:
                     lacks = set(self.matcher.missing_fields(batch.schema))
                     missing = lacks if missing is None else missing & lacks
-                    rows, rule_index = self.matcher.match_indices(batch, threads=self.threads)
-                    if self.state is not None:
-                        self.state.add(batch, rows, rule_index)
-                        rows, rule_index = self.matcher.reported(rows, rule_index)
-                    if len(rows):
-                        out.write(self.hits.build(f, batch, offset, rows, rule_index))
-                        self._count(rule_index)
-                    offset += batch.num_rows
-                    summary.rows += batch.num_rows
+                    if self.unfound:
+                        for name in bind(batch.schema, list(self.unfound)).found:
+                            del self.unfound[name]
+                    self._match(f, out, offset, batch)
+                    done += batch.num_rows
                     if tracker.total_rows:
-                        fraction = f.size * min(offset / tracker.total_rows, 1.0)
+                        fraction = f.size * min((offset + batch.num_rows) / tracker.total_rows, 1.0)
                         self.reporter.report(summary, f.display, fraction)
             finally:
                 batches.close()
@@ -285,19 +305,37 @@ class _Loop:
             message = reason(exc)
             if not skip_bad_files:
                 raise DataError(f"{f.display}: {message}") from None
-            summary.skipped_files.append(SkippedFile(f.display, message, offset))
+            summary.skipped_files.append(SkippedFile(f.display, message, done))
         else:
             summary.files += 1
-            if missing is None:  # no batch at all
+            if missing is None:  # no batch at all (JSON without events): no columns
                 missing = set(self.matcher.missing_fields(pa.schema([])))
             for name in missing:
                 summary.missing_fields[name] = summary.missing_fields.get(name, 0) + 1
+        summary.row_groups_pruned += tracker.row_groups_pruned
+        summary.rows_pruned += tracker.rows_pruned
         self.reporter.bytes_done += f.size
 
-    def _count(self, rule_index: pa.Array) -> None:
-        counts = pc.value_counts(rule_index)
-        for index, count in zip(
-            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-        ):
-            self.counts[index] += count
-        self.summary.hits += len(rule_index)
+    def _match(self, f: InputFile, out: Output, offset: int, batch: pa.RecordBatch) -> None:
+        """Match the rows of a batch in the time range; write their hits."""
+        summary = self.summary
+        inside, matched = None, batch
+        if self.time_range is not None:
+            inside, out_of_range, without_time = self.time_range.rows(batch)
+            summary.rows_out_of_range += out_of_range
+            summary.rows_without_time += without_time
+            if inside is not None:
+                matched = batch.take(inside)
+        rows, rule_index = self.matcher.match_indices(matched, threads=self.threads)
+        if inside is not None:
+            rows = inside.take(rows)  # back to the rows of the batch
+        if self.state is not None:
+            self.state.add(batch, rows, rule_index, event_id(len(self.names) - 1, offset))
+            rows, rule_index = self.matcher.reported(rows, rule_index)
+        if len(rows):
+            hits = self.hits.build(f, batch, offset, rows, rule_index)
+            out.write(hits)
+            self.tally.add(rule_index, hits)
+            self.tally.note_sources(self.hits.timeline_columns(batch.schema))
+            summary.hits += len(rows)
+        summary.rows += matched.num_rows

@@ -1,9 +1,11 @@
 """Hits: the one hit schema, and the rows the scan writes for the engine's (row, rule) pairs.
 
-A hit row names its event (``source_file``, ``source_row``), its rule (``rule_id``,
-``rule_title``, ``level``, ``tags``: SigmaHQ rules are under the DRL 1.1, which asks for
-attribution) and carries event columns: by default those the matching rule references
-(null for the columns of other rules), else the requested ones (``*``: every column).
+A hit row starts with its place on a timeline (``timestamp``, ``host``, ``channel``,
+``event_id``: taken from the event's own columns, see :class:`Timeline`), names its event
+(``source_file``, ``source_row``) and its rule (``rule_id``, ``rule_title``, ``level``,
+``tags``: SigmaHQ rules are under the DRL 1.1, which asks for attribution) and carries event
+columns: by default those the matching rule references (null for the columns of other
+rules), else the requested ones (``*``: every column).
 
 Formats that store a schema (Parquet, Arrow IPC) get it before the first hit, decided from
 the schemas of the inputs (:func:`event_fields`); JSON Lines takes each hit's values as
@@ -23,17 +25,31 @@ from sigmarrow.columns import ColumnRef, SchemaMemo, resolve
 from sigmarrow.errors import DataError, UsageError
 from sigmarrow.scan.inputs import InputFile
 from sigmarrow.scan.readers import json_text
+from sigmarrow.times import DEFAULT_HOST_FIELDS, DEFAULT_TIME_FIELDS, event_times, first_present
 
 __all__ = [
     "EVENT_COLUMNS_KEY",
     "HIT_COLUMNS",
     "HIT_SCHEMA",
     "RULE_COLUMNS",
+    "TIMELINE_COLUMNS",
     "EventColumns",
     "HitBuilder",
     "RuleColumns",
+    "Timeline",
     "event_fields",
 ]
+
+#: When and where the event happened, from its own columns (see :class:`Timeline`): the
+#: event time in UTC, the host, and the Windows channel and event id. Null where the data
+#: has no such column, or a value is not one (a time that does not parse, an event id that
+#: is not a whole number).
+TIMELINE_FIELDS = (
+    pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+    pa.field("host", pa.string()),
+    pa.field("channel", pa.string()),
+    pa.field("event_id", pa.int64()),
+)
 
 #: Where the event is: its file, as given or found inside an input folder, and its 0-based
 #: row within that file.
@@ -49,9 +65,13 @@ RULE_FIELDS = (
     pa.field("tags", pa.list_(pa.string())),
 )
 #: The columns every hit has, before its event columns.
-HIT_SCHEMA = pa.schema([*SOURCE_FIELDS, *RULE_FIELDS])
+HIT_SCHEMA = pa.schema([*TIMELINE_FIELDS, *SOURCE_FIELDS, *RULE_FIELDS])
 HIT_COLUMNS = tuple(HIT_SCHEMA.names)
 RULE_COLUMNS = tuple(f.name for f in RULE_FIELDS)
+TIMELINE_COLUMNS = tuple(f.name for f in TIMELINE_FIELDS)
+#: The event columns tried for the channel and the event id (Windows, ECS).
+DEFAULT_CHANNEL_FIELDS = ("Channel", "winlog.channel")
+DEFAULT_EVENT_ID_FIELDS = ("EventID", "winlog.event_id")
 #: Schema metadata: ``rule`` (the event columns of a hit are those its rule references;
 #: the others are null) or ``requested`` (the same columns for every hit).
 EVENT_COLUMNS_KEY = b"sigmarrow.event_columns"
@@ -70,6 +90,82 @@ class RuleColumns:
 
     def take(self, rule_index: pa.Array, names: Sequence[str] = RULE_COLUMNS) -> list[pa.Array]:
         return [self.arrays[name].take(rule_index) for name in names]
+
+
+class Timeline:
+    """Which event columns the timeline columns of hits come from: for each, the names tried
+    in order, the first one the data has giving the values (per file: files may differ).
+
+    The names a pipeline's field mappings give the usual fields come first (``sentinel_asim``
+    maps ``Computer`` to ``DvcHostname``, ``ecs_windows`` maps ``Channel`` to
+    ``winlog.channel``), then the usual names themselves: ``sigmarrow.times``'
+    ``DEFAULT_TIME_FIELDS`` and ``DEFAULT_HOST_FIELDS``, :data:`DEFAULT_CHANNEL_FIELDS`,
+    :data:`DEFAULT_EVENT_ID_FIELDS`. ``time_field`` alone names the time column.
+    """
+
+    def __init__(self, time_field: str | None = None, pipeline: Any = None) -> None:
+        mapped = pipeline_field_names(pipeline) if pipeline else {}
+
+        def tried(defaults: Sequence[str]) -> tuple[str, ...]:
+            first = [m for d in defaults for m in mapped.get(d, ())]
+            return tuple(dict.fromkeys([*first, *defaults]))
+
+        self.sources = {
+            "timestamp": (time_field,) if time_field else tried(DEFAULT_TIME_FIELDS),
+            "host": tried(DEFAULT_HOST_FIELDS),
+            "channel": tried(DEFAULT_CHANNEL_FIELDS),
+            "event_id": tried(DEFAULT_EVENT_ID_FIELDS),
+        }
+
+    @property
+    def names(self) -> list[str]:
+        """Every event column tried: what the readers read beside the rules' fields."""
+        return list(dict.fromkeys(n for names in self.sources.values() for n in names))
+
+    def columns(self, schema: pa.Schema) -> dict[str, str | None]:
+        """The event column each timeline column comes from in data of ``schema``."""
+        return {hit: first_present(schema, names) for hit, names in self.sources.items()}
+
+    @staticmethod
+    def values(column: str, values: pa.Array) -> pa.Array:
+        """The timeline column ``column`` of these event values."""
+        if column == "timestamp":
+            nanos, usable = event_times(values)
+            return pa.array(nanos // 1000, pa.int64(), mask=~usable).cast(TIMELINE_FIELDS[0].type)
+        if column == "event_id":
+            return _whole_numbers(values)
+        return values if values.type == pa.string() else _cast(values, pa.string(), column)
+
+
+def _whole_numbers(values: pa.Array) -> pa.Array:
+    """int64 of integers, and of text that is a whole number; null for anything else."""
+    if pa.types.is_integer(values.type):
+        return values.cast(pa.int64())
+    if values.type != pa.string():
+        return pa.nulls(len(values), pa.int64())
+    text = pc.utf8_trim_whitespace(values)
+    number = pc.match_substring_regex(text, r"^[+-]?[0-9]{1,18}$")
+    return pc.if_else(number, text, pa.scalar(None, pa.string())).cast(pa.int64())
+
+
+def pipeline_field_names(pipeline: Any) -> dict[str, list[str]]:
+    """The names the field mappings of ``pipeline`` (anything ``sigmarrow.compile`` takes)
+    give each field, whatever the log sources they are limited to."""
+    from sigma.processing.transformations import FieldMappingTransformation
+
+    from sigmarrow.rules import resolve_pipeline
+
+    resolved = resolve_pipeline(pipeline)
+    mapped: dict[str, list[str]] = {}
+    for item in resolved.items if resolved is not None else ():
+        transformation = item.transformation
+        if isinstance(transformation, FieldMappingTransformation):
+            for name, target in transformation.mapping.items():
+                targets = mapped.setdefault(name, [])
+                for t in [target] if isinstance(target, str) else target:
+                    if t not in targets:
+                        targets.append(t)
+    return mapped
 
 
 class EventColumns:
@@ -165,6 +261,18 @@ def _common_type(types: list[pa.DataType]) -> pa.DataType:
 _Column = tuple[str, ColumnRef | None, pa.DataType | None, pa.Array | None]
 
 
+class _Plan:
+    """How hits are made from data of one schema: where each timeline and event column's
+    values are."""
+
+    def __init__(self, timeline: dict[str, str | None], schema: pa.Schema, columns: list[_Column]):
+        self.timeline = timeline  #: the event column each timeline column comes from
+        self.timeline_refs = [
+            (hit, None if name is None else resolve(schema, name)) for hit, name in timeline.items()
+        ]
+        self.columns = columns
+
+
 class HitBuilder:
     """Turns the engine's (row, rule index) pairs into batches of hits.
 
@@ -178,41 +286,55 @@ class HitBuilder:
         rules: Sequence[Any],
         events: EventColumns,
         inputs: Sequence[pa.Schema | None] | None = None,
+        timeline: Timeline | None = None,
     ) -> None:
         self.rules = RuleColumns(rules)
         self.events = events
+        self.timeline = timeline or Timeline()
         self.fixed = None if inputs is None else event_fields(events, inputs)
         fields = [*HIT_SCHEMA, *(f for _, f in self.fixed or ())]
         self.schema = pa.schema(fields, metadata=events.metadata)
-        self._plans: SchemaMemo[list[_Column]] = SchemaMemo()
+        self._plans: SchemaMemo[_Plan] = SchemaMemo()
 
-    def _plan(self, schema: pa.Schema) -> list[_Column]:
-        """The event columns of hits from data of ``schema``: once per schema."""
+    def _plan(self, schema: pa.Schema) -> _Plan:
+        """The timeline and event columns of hits from data of ``schema``: once per schema."""
         if self.fixed is None:
             columns = [(name, output_name(name), None) for name in self.events.of(schema)]
         else:
             columns = [(name, f.name, f.type) for name, f in self.fixed]
-        return [
-            (out, resolve(schema, name), target, self.events.used.get(name))
-            for name, out, target in columns
-        ]
+        return _Plan(
+            self.timeline.columns(schema),
+            schema,
+            [
+                (out, resolve(schema, name), target, self.events.used.get(name))
+                for name, out, target in columns
+            ],
+        )
+
+    def timeline_columns(self, schema: pa.Schema) -> dict[str, str | None]:
+        """The event column each timeline column comes from in data of ``schema``."""
+        return self._plans.get(schema, lambda: self._plan(schema)).timeline
 
     def build(
         self, f: InputFile, batch: pa.RecordBatch, offset: int, rows: pa.Array, rule_index: pa.Array
     ) -> pa.RecordBatch:
         n = len(rows)
         names = list(HIT_COLUMNS)
+        plan = self._plans.get(batch.schema, lambda: self._plan(batch.schema))
         arrays: list[pa.Array] = [
+            pa.nulls(n, field.type) if ref is None else Timeline.values(hit, take(ref, batch, rows))
+            for (hit, ref), field in zip(plan.timeline_refs, TIMELINE_FIELDS, strict=True)
+        ]
+        arrays += [
             pa.repeat(pa.scalar(f.display, pa.string()), n),
             pc.add(rows.cast(pa.int64()), offset),
             *self.rules.take(rule_index),
         ]
-        plan = self._plans.get(batch.schema, lambda: self._plan(batch.schema))
-        for name, ref, target, used in plan:
+        for name, ref, target, used in plan.columns:
             if ref is None:
                 values = pa.nulls(n, target or pa.null())
             else:
-                values = plain(ref.array(batch).take(rows))
+                values = take(ref, batch, rows)
                 if target is not None and values.type != target:
                     values = _cast(values, target, name)
                 if used is not None:
@@ -222,6 +344,14 @@ class HitBuilder:
         if self.fixed is not None:
             return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def take(ref: ColumnRef, batch: pa.RecordBatch, rows: pa.Array) -> pa.Array:
+    """The plain values (:func:`plain`) of the column ``ref`` at ``rows``."""
+    values = ref.array(batch)
+    if pa.types.is_string_view(values.type) or pa.types.is_binary_view(values.type):
+        return plain(values).take(rows)  # pyarrow has no take for views: cast them first
+    return plain(values.take(rows))
 
 
 def _cast(values: pa.Array, target: pa.DataType, column: str) -> pa.Array:

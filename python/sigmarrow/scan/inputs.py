@@ -3,13 +3,17 @@
 Every file is read on its own, so that hits can name their file and row, a bad file can be
 skipped, and files of one dataset may differ in schema. Hive partition folders
 (``date=2024-01-01/``) become string columns of their files, as ``pyarrow.dataset`` would
-make them.
+make them. Local folders are walked following symbolic links, but each folder is entered
+once (by its real path) and each file is scanned once, so that a link loop ends.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob as globlib
 import os
+import re
+import stat
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,10 +35,12 @@ _EXTENSIONS = {
     ".ipc": "ipc",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
-    ".json": "jsonl",
+    ".json": "json",  # JSON Lines, concatenated JSON objects, or an array of them
     ".evtx": "evtx",
 }
 _GLOB_CHARS = frozenset("*?[")
+# "/arrow/cpp/src/arrow/io/file.cc:110  ReadAt(...)", as pyarrow's debug builds add.
+_SOURCE_LOCATION = re.compile(r"\S+\.(?:cc|cpp|h|hpp):\d+\b")
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class InputFile:
     display: str  #: the name hits and messages use: as the user wrote it, or inside a folder
     filesystem: pafs.FileSystem = field(repr=False, compare=False)
     path: str  #: the path on ``filesystem``
-    kind: str  #: ``parquet``, ``ipc``, ``jsonl`` or ``evtx``
+    kind: str  #: ``parquet``, ``ipc``, ``jsonl`` (JSON Lines), ``json`` (any JSON) or ``evtx``
     size: int
     #: hive partition values from the folders above the file (``key=value``); None = null
     partition: tuple[tuple[str, str | None], ...] = ()
@@ -52,9 +58,11 @@ class InputFile:
 
 def _kind_from_name(name: str) -> str | None:
     lower = name.lower()
-    for suffix in (".gz", ".zst", ".bz2"):  # compressed JSON Lines: pyarrow decompresses
+    for suffix in (".gz", ".zst", ".bz2"):  # compressed JSON: pyarrow decompresses
         if lower.endswith((".jsonl" + suffix, ".ndjson" + suffix)):
             return "jsonl"
+        if lower.endswith(".json" + suffix):
+            return "json"
     return _EXTENSIONS.get(os.path.splitext(lower)[1])
 
 
@@ -71,8 +79,8 @@ def _sniff(fs: pafs.FileSystem, path: str) -> str | None:
         return "ipc"
     if head.startswith(b"ElfFile"):
         return "evtx"
-    if head.lstrip()[:1] == b"{":
-        return "jsonl"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "json"
     return None
 
 
@@ -107,29 +115,91 @@ def _files_under(
     fs: pafs.FileSystem, base: str, shown: str, uri: bool
 ) -> tuple[list[InputFile], int]:
     """Data files in a folder (recursive), and how many other files were ignored."""
-    selector = pafs.FileSelector(base, recursive=True)
     try:
-        infos = fs.get_file_info(selector)
+        if isinstance(fs, pafs.LocalFileSystem):  # also file:// URIs
+            listed = _walk(base)
+        else:
+            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+            listed = [(i.path, i.size or 0) for i in infos if i.type == pafs.FileType.File]
     except OSError as exc:
         raise SigmarrowError(f"cannot list input folder {shown}: {reason(exc)}") from None
     files, ignored = [], 0
-    for info in sorted(infos, key=lambda i: i.path):
-        if info.type != pafs.FileType.File:
-            continue
-        relative = info.path[len(base) :].lstrip("/")
+    for path, size in sorted(listed):
+        relative = path[len(base) :].lstrip("/")
         if _is_hidden(relative):
             continue
-        kind = _kind_from_name(info.base_name) or _sniff(fs, info.path)
+        kind = _kind_from_name(os.path.basename(path)) or _sniff(fs, path)
         if kind is None:
             ignored += 1
             continue
         display = shown.rstrip("/") + "/" + relative if uri else os.path.join(shown, relative)
-        files.append(
-            InputFile(
-                display, fs, info.path, kind, info.size or 0, _partition(os.path.dirname(relative))
-            )
-        )
+        files.append(InputFile(display, fs, path, kind, size, _partition(os.path.dirname(relative))))
     return files, ignored
+
+
+def _walk(folder: str, entered: set[str] | None = None) -> list[tuple[str, int]]:
+    """(path, size) of the regular files below a local folder, hidden ones left out. Links
+    are followed, but never into a folder already entered (by its real path)."""
+    entered = entered if entered is not None else {os.path.realpath(folder or ".")}
+    found = []
+    with os.scandir(folder or ".") as scanned:
+        entries = sorted(scanned, key=lambda e: e.name)
+    for entry in entries:
+        if _is_hidden(entry.name):
+            continue
+        path = os.path.join(folder, entry.name)
+        if entry.is_dir():
+            real = os.path.realpath(path)
+            if real not in entered:
+                entered.add(real)
+                found += _walk(path, entered)
+        elif entry.is_file():
+            found.append((path, entry.stat().st_size))
+    return found
+
+
+def _glob(pattern: str) -> list[str]:
+    """The paths a glob matches, sorted. glob's ``**`` follows links round a loop (and
+    doubles at every level of two loops), so a recursive pattern walks instead."""
+    if "**" not in pattern:
+        return sorted(globlib.glob(pattern))
+    base = _glob_base(pattern)
+    parts = pattern[len(base) :].lstrip("/").split("/")
+    return [
+        path
+        for path, _ in sorted(_walk(base))
+        if _glob_match(parts, path[len(base) :].lstrip("/").split("/"))
+    ]
+
+
+def _glob_base(pattern: str) -> str:
+    """The folder where a glob pattern starts, as written ('' for the current one)."""
+    return os.path.dirname(pattern[: min(pattern.index(c) for c in _GLOB_CHARS if c in pattern)])
+
+
+def _glob_match(parts: list[str], names: list[str]) -> bool:
+    """Whether a file's path (its folder and file names) matches the pattern's parts, or
+    lies in a folder that does (as glob's folders are read whole); ``**``: any folders."""
+    if not parts:
+        return True
+    if not names:
+        return all(p == "**" for p in parts)
+    if parts[0] == "**":
+        return _glob_match(parts[1:], names) or _glob_match(parts, names[1:])
+    return fnmatch.fnmatchcase(names[0], parts[0]) and _glob_match(parts[1:], names[1:])
+
+
+def _not_a_file(spec: str, path: str) -> str:
+    """Why an input that exists is neither a file nor a folder."""
+    mode = os.stat(path).st_mode
+    what = (
+        "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+        else "a device"
+    )
+    return (
+        f"input {spec} is {what}, not a file: the scan reads files (Parquet and EVTX are "
+        "read out of order); save the data to a file first"
+    )
 
 
 def discover_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[InputFile], int]:
@@ -142,7 +212,7 @@ def discover_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Inpu
     """
     files: list[InputFile] = []
     ignored = 0
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     for raw in inputs:
         spec = os.fspath(raw)
         found: list[InputFile] = []
@@ -166,13 +236,14 @@ def discover_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Inpu
                 raise SigmarrowError(
                     f"input folder {spec} holds no data files (.parquet, .arrow, .jsonl, .evtx)"
                 )
+        elif not uri and info.type == pafs.FileType.Unknown and os.path.exists(path):
+            raise SigmarrowError(_not_a_file(spec, path))
         elif not uri and _GLOB_CHARS & set(spec):
-            matches = sorted(globlib.glob(spec, recursive=True))
+            matches = _glob(spec)
             if not matches:
                 raise SigmarrowError(f"input not found: no file matches {spec}")
             # Hive keys count from the folder where the pattern starts.
-            static = spec[: min(spec.index(c) for c in _GLOB_CHARS if c in spec)]
-            base = os.path.abspath(os.path.dirname(static) or ".")
+            base = os.path.abspath(_glob_base(spec) or ".")
             for match in matches:
                 if os.path.isdir(match):
                     more, n = _files_under(fs, os.path.abspath(match), match, False)
@@ -199,8 +270,11 @@ def discover_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Inpu
         else:
             raise SigmarrowError(f"input not found: {spec}")
         for f in found:
-            if (f.kind, f.path) not in seen:  # the same file named twice is scanned once
-                seen.add((f.kind, f.path))
+            # The same file named twice (or reached through a link) is scanned once.
+            local = isinstance(f.filesystem, pafs.LocalFileSystem)
+            key = os.path.realpath(f.path) if local else f.path
+            if key not in seen:
+                seen.add(key)
                 files.append(f)
     return files, ignored
 
@@ -211,7 +285,7 @@ def reason(exc: BaseException) -> str:
     for line in (str(exc).strip() or type(exc).__name__).splitlines():
         line = line.strip()
         # pyarrow appends C++ source locations on debug builds; users do not need them.
-        if line and not line.startswith(("/", "arrow/")):
+        if line and not _SOURCE_LOCATION.match(line):
             lines.append(line)
     text = "; ".join(lines) or type(exc).__name__
     # Corrupt data can put control bytes into a message: show them escaped.

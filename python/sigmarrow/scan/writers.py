@@ -8,15 +8,30 @@ twice, so memory follows the batches, not the hits. Adding one is a :func:`regis
 
 :class:`Output` is what the scan writes to: an :class:`AtomicFile` (written under a temporary
 name beside the target and renamed into place at the end, so a failed or interrupted scan
-leaves the target as it was), or standard output for ``-``. :class:`AtomicFile` is the one
-temp-file-and-rename of the command line; other outputs (a compiled program) use it too.
+leaves the target as it was), or standard output for ``-``; with ``sort="time"`` the hits
+pass through :class:`sigmarrow.scan.timesort.TimeSorted` first. :class:`AtomicFile` is the
+one temp-file-and-rename of the command line; other outputs (a compiled program, the
+summary, the report) use it too.
+
+Temporaries are named ``.<name>.<pid>.<random>.tmp`` beside their target and locked
+(``flock``) while their process writes them; whoever makes a temporary of a target first
+removes the stale ones of that target: unlocked, and of a process that is not running
+(:func:`remove_stale`).
 """
 
 from __future__ import annotations
 
 import abc
+import atexit
 import contextlib
+import errno
+import fcntl
 import os
+import re
+import secrets
+import select
+import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,10 +40,13 @@ from typing import IO, Any, Protocol, Self
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sigmarrow.errors import SigmarrowError
 from sigmarrow.scan.hits import EVENT_COLUMNS_KEY, HIT_COLUMNS
+from sigmarrow.scan.timesort import TimeSorted
 
 __all__ = [
     "FORMATS",
@@ -36,16 +54,22 @@ __all__ = [
     "AtomicFile",
     "Format",
     "Output",
+    "TempFolder",
     "Writer",
     "check_output",
     "output_format",
     "register",
+    "remove_stale",
+    "write_file",
 ]
 
 #: Rows of hits per Parquet row group: one per batch of hits would make many tiny groups.
 ROW_GROUP_ROWS = 1 << 16
 #: ... unless they hold more bytes than this first (hits with many wide event columns).
 ROW_GROUP_BYTES = 64 << 20
+#: How long a scan to a pipe waits at the end for its reader to leave: a reader that quits
+#: before the end of the data (``| head -2``) did not read every hit.
+READER_GRACE_SECONDS = 0.1
 
 
 class Writer(Protocol):
@@ -123,19 +147,30 @@ class _JsonLinesWriter:
         self._sink = sink
         self._per_rule = (schema.metadata or {}).get(EVENT_COLUMNS_KEY) == b"rule"
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def encode(self, batch: pa.RecordBatch) -> pa.Array:
+        """The lines of these hits (binary, each ending in a newline)."""
         rows = batch.to_pylist()
         if self._per_rule:
             rows = [
                 {k: v for k, v in row.items() if v is not None or k in HIT_COLUMNS} for row in rows
             ]
         newline = orjson.OPT_APPEND_NEWLINE
-        self._sink.write(
-            b"".join(orjson.dumps(r, default=_json_default, option=newline) for r in rows)
+        return pa.array(
+            [orjson.dumps(r, default=_json_default, option=newline) for r in rows], pa.binary()
         )
+
+    def write_lines(self, lines: pa.Array) -> None:
+        self._sink.write(b"".join(lines.to_pylist()))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.write_lines(self.encode(batch))
 
     def close(self) -> None:
         self._sink.flush()
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=_json_default).decode()
 
 
 def _json_default(value: Any) -> Any:
@@ -144,11 +179,55 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+class _CsvWriter:
+    """RFC 4180 CSV: a header row, then one row per hit; fields quoted where they must be,
+    lines ending in CRLF. What CSV cannot hold is written as text: lists joined with
+    :data:`CSV_LIST_SEPARATOR`, nested values as JSON, binary as hex; null is empty."""
+
+    def __init__(self, sink: Any, schema: pa.Schema) -> None:
+        self._schema = pa.schema([pa.field(f.name, _csv_type(f.type)) for f in schema])
+        options = pacsv.WriteOptions(eol="\r\n")
+        self._writer = pacsv.CSVWriter(sink, self._schema, write_options=options)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        arrays = [
+            column if column.type == field.type else _csv_text(column)
+            for column, field in zip(batch.columns, self._schema, strict=True)
+        ]
+        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+#: What joins the items of a list in one CSV field (``tags``: ``attack.t1059,attack.execution``).
+CSV_LIST_SEPARATOR = ","
+
+
+def _csv_type(t: pa.DataType) -> pa.DataType:
+    nested = pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+    return pa.string() if nested else t
+
+
+def _csv_text(values: pa.Array) -> pa.Array:
+    t = values.type
+    listed = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    if listed and not pa.types.is_nested(t.value_type):
+        return pc.binary_join(values.cast(pa.list_(pa.string())), CSV_LIST_SEPARATOR)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return pa.array([None if v is None else v.hex() for v in values.to_pylist()], pa.string())
+    return pa.array(
+        [None if v is None else _json(v) for v in values.to_pylist()],
+        pa.string(),
+    )
+
+
 register(Format("parquet", (".parquet", ".parq", ".pq"), "Parquet (zstd)", _ParquetWriter, True))
 register(Format("jsonl", (".jsonl", ".ndjson"), "JSON Lines", _JsonLinesWriter, False))
 register(
     Format("arrow", (".arrow", ".feather", ".ipc"), "Arrow IPC file", pa.ipc.new_file, True)
 )
+register(Format("csv", (".csv",), "CSV (RFC 4180; lists joined with ',')", _CsvWriter, True))
 
 
 def output_folder(output: str) -> str:
@@ -159,6 +238,15 @@ def output_folder(output: str) -> str:
         raise SigmarrowError(f"cannot write output {output}: it is a folder")
     if not os.path.isdir(folder):
         raise SigmarrowError(f"cannot write output {output}: folder {folder} does not exist")
+    with contextlib.suppress(FileNotFoundError):
+        # A rename replaces a file whatever its mode, and root may write anything: a file
+        # its owner made read-only is one not to replace.
+        mode = os.stat(target).st_mode
+        if not mode & 0o222 or not os.access(target, os.W_OK):
+            raise SigmarrowError(
+                f"cannot write output {output}: it is read-only (mode {stat.S_IMODE(mode):04o}); "
+                "make it writable or remove it"
+            )
     return folder
 
 
@@ -200,70 +288,219 @@ class _Whole(abc.ABC):
             self.discard()
 
 
+#: The temporaries of this process not yet renamed or removed. Each is entered before it
+#: is made, so whenever a signal strikes, what is left here is removed at exit.
+_LIVE: set[str] = set()
+
+
+def _new_temporary(target: str, folder: bool = False) -> tuple[str, int]:
+    """A new temporary file (or folder) beside ``target``: its path and a descriptor that
+    holds its lock."""
+    where = os.path.dirname(os.path.abspath(target))
+    while True:
+        path = os.path.join(
+            where, f".{os.path.basename(target)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        )
+        _LIVE.add(path)
+        try:
+            if folder:
+                os.mkdir(path, 0o700)
+                return path, _lock(os.open(path, os.O_RDONLY))
+            return path, _lock(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            _LIVE.discard(path)
+
+
+def _drop_temporary(path: str) -> None:
+    with contextlib.suppress(OSError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    _LIVE.discard(path)
+
+
+@atexit.register
+def _drop_leftovers() -> None:
+    for path in list(_LIVE):
+        _drop_temporary(path)
+
+
+def _lock(fd: int) -> int:
+    """``fd``, holding the lock of its file: the mark of a live writer. Raises
+    BlockingIOError when another holds it; a file system without locks leaves it unlocked
+    (the process id in the name still protects it on this machine)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:
+        pass
+    return fd
+
+
+def remove_stale(target: str) -> list[str]:
+    """Remove the temporaries of ``target`` that a dead process left (killed outright, or a
+    machine that went down): unlocked, and of a process that is not running. Returns their
+    paths. A temporary of another machine's live scan (a shared folder) keeps its lock."""
+    folder = os.path.dirname(os.path.abspath(target))
+    prefix = f".{os.path.basename(target)}."
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            name = re.fullmatch(r"(\d+)\.[0-9a-f]{8}\.tmp", entry.name.removeprefix(prefix))
+            if not entry.name.startswith(prefix) or name is None or _running(int(name[1])):
+                continue
+            try:
+                os.close(_lock(os.open(entry.path, os.O_RDONLY)))  # fails while it is held
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.remove(entry.path)
+            except OSError:
+                continue
+            removed.append(entry.path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 class AtomicFile(_Whole):
     """A file that appears at ``target`` whole or not at all: written at :attr:`path`, a
-    temporary name in the same folder, renamed into place by :meth:`commit` (with the
-    permissions a new file gets) and removed by :meth:`discard`."""
+    temporary name in the same folder (locked while it is written), renamed into place by
+    :meth:`commit` (with the permissions a new file gets) and removed by :meth:`discard`.
+    Stale temporaries of the same target are removed first."""
 
     def __init__(self, target: str | os.PathLike[str]) -> None:
         self.target = os.fspath(target)
-        fd, self.path = tempfile.mkstemp(
-            dir=os.path.dirname(os.path.abspath(self.target)),
-            prefix=f".{os.path.basename(self.target)}.",
-            suffix=".tmp",
-        )
-        os.close(fd)
+        remove_stale(self.target)
+        self.path, fd = _new_temporary(self.target)
+        self._lock: int | None = fd
         self._done = False
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def commit(self) -> None:
         _make_readable(self.path)
         os.replace(self.path, self.target)
+        _LIVE.discard(self.path)
         self._done = True
+        self._unlock()
 
     def discard(self) -> None:
         if not self._done:
-            with contextlib.suppress(OSError):
-                os.remove(self.path)
+            _drop_temporary(self.path)
             self._done = True
+        self._unlock()
+
+
+def write_file(output: str, data: bytes) -> None:
+    """Write ``data`` to ``output`` whole (an :class:`AtomicFile`), or raise one error
+    naming it."""
+    with _errors(output), AtomicFile(output) as f, open(f.path, "wb") as sink:
+        sink.write(data)
+
+
+class TempFolder:
+    """A temporary folder beside ``target`` (a spool), named and locked as its temporary
+    files are, removed by :meth:`remove`."""
+
+    def __init__(self, target: str) -> None:
+        remove_stale(target)
+        self.path, fd = _new_temporary(target, folder=True)
+        self._lock: int | None = fd
+
+    def remove(self) -> None:
+        _drop_temporary(self.path)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+#: The spool of a time-sorted standard output: in the temporary folder, under this name.
+STDOUT_SPOOL = "sigmarrow-stdout"
 
 
 class Output(_Whole):
     """Where a scan's hits go: ``output`` in its format, opened with the hit schema: an
-    :class:`AtomicFile`, or standard output for ``-``.
+    :class:`AtomicFile`, or standard output for ``-``. With ``sort="time"``, in event-time
+    order, through a spool folder beside the output (for ``-``: in the temporary folder).
     """
 
-    def __init__(self, output: str, schema: pa.Schema, stdout: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        output: str,
+        schema: pa.Schema,
+        stdout: IO[bytes] | None = None,
+        sort: str | None = None,
+    ) -> None:
         self.output = output
         self.format = output_format(output)
         self._file: AtomicFile | None = None
         self._sink: Any = None
+        self._sorter: TimeSorted | None = None
+        self._stdout: Any = None
         with _errors(output):
             try:
                 if output == "-":
                     sink: Any = stdout if stdout is not None else sys.stdout.buffer
+                    self._stdout = sink
                 else:
                     output_folder(output)
                     self._file = AtomicFile(output)
                     sink = self._sink = pa.OSFile(self._file.path, "wb")
                 self._writer = self.format.open(sink, schema)
+                if sort == "time":
+                    self._sorter = self._sorted(output, self._writer)
+                elif sort is not None:
+                    raise SigmarrowError(f"cannot sort hits by {sort!r}: only by time")
             except BaseException:
                 self.discard()
                 raise
 
+    def _sorted(self, output: str, writer: Any) -> TimeSorted:
+        target = os.path.join(tempfile.gettempdir(), STDOUT_SPOOL) if output == "-" else output
+        if self.format.typed:
+            return TimeSorted(lambda: TempFolder(target), writer.write)
+        # Hits without one schema (JSON Lines) are spooled as their lines.
+        return TimeSorted(
+            lambda: TempFolder(target),
+            lambda lines: writer.write_lines(lines.column("line")),
+            lambda hits: pa.record_batch([writer.encode(hits)], ["line"]),
+        )
+
     def write(self, batch: pa.RecordBatch) -> None:
         with _errors(self.output):
-            self._writer.write(batch)
+            (self._sorter or self._writer).write(batch)
 
     def commit(self) -> None:
         """Finish the output: close it and, for a file, rename it into place."""
         with _errors(self.output):
+            if self._sorter is not None:
+                self._sorter.close()
             self._writer.close()
             if self._file is not None:
                 self._sink.close()
                 self._file.commit()
+            else:
+                _check_reader(self._stdout)
 
     def discard(self) -> None:
-        """Remove what was written; the output is left as it was."""
+        """Remove what was written (and the spool); the output is left as it was."""
+        if self._sorter is not None:
+            self._sorter.discard()
         if self._file is None:
             return  # standard output: nothing to take back
         for part in (getattr(self, "_writer", None), self._sink):
@@ -271,6 +508,21 @@ class Output(_Whole):
                 with contextlib.suppress(Exception):
                     part.close()
         self._file.discard()
+
+
+def _check_reader(stdout: Any) -> None:
+    """Raise BrokenPipeError when standard output is a pipe whose reader left before the end
+    (it did not read every hit, though every write succeeded)."""
+    try:
+        fd = stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+    except (AttributeError, OSError, ValueError):  # not a file (io.UnsupportedOperation)
+        return
+    poll = select.poll()
+    poll.register(fd, 0)  # only POLLERR: every reader of the pipe has closed it
+    if poll.poll(READER_GRACE_SECONDS * 1000):
+        raise BrokenPipeError(errno.EPIPE, "the reader of standard output left before the end")
 
 
 def _make_readable(path: str) -> None:

@@ -2,11 +2,13 @@
 //! (text, number, boolean, time) atoms test.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, LargeStringArray, OffsetSizeTrait, StringArray, StringViewArray,
+    Array, ArrayRef, BinaryViewArray, BooleanArray, LargeStringArray, OffsetSizeTrait, StringArray,
+    StringViewArray,
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
@@ -57,6 +59,33 @@ impl<'a> StrCol<'a> {
         }
     }
 
+    /// Checks, for the rows `rows`, what reading the column assumes and Arrow data
+    /// imported through the C interface does not promise: offsets within the data, and
+    /// values in UTF-8. Null values are checked too, as Arrow's own validation does.
+    pub fn validate(&self, column: &str, rows: Range<usize>) -> Result<()> {
+        let checked = match self {
+            StrCol::Utf8(a) => {
+                check_between_offsets(&a.value_offsets()[rows.start..=rows.end], a.value_data())
+            }
+            StrCol::Large(a) => {
+                check_between_offsets(&a.value_offsets()[rows.start..=rows.end], a.value_data())
+            }
+            StrCol::View(a) => {
+                // Built as binary views, the layout is validated; then each value is read.
+                let a = a.slice(rows.start, rows.len());
+                let data = a.to_data().into_builder().data_type(DataType::BinaryView).build();
+                data.map_err(|e| Invalid::Layout(e.to_string())).and_then(|data| {
+                    let values = BinaryViewArray::from(data);
+                    match values.iter().flatten().find(|v| std::str::from_utf8(v).is_err()) {
+                        Some(value) => Err(Invalid::Utf8(value.to_vec())),
+                        None => Ok(()),
+                    }
+                })
+            }
+        };
+        checked.map_err(|invalid| invalid.into_error(column))
+    }
+
     pub fn get(&self, i: usize) -> Option<&'a str> {
         match self {
             StrCol::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
@@ -95,6 +124,59 @@ fn each_between_offsets<'a, O: OffsetSizeTrait>(
     match nulls {
         None => (start..end).for_each(|i| f(i, Some(bytes(i)))),
         Some(nulls) => (start..end).for_each(|i| f(i, nulls.is_valid(i).then(|| bytes(i)))),
+    }
+}
+
+/// What is wrong with a string column: its layout, or a value (its bytes).
+enum Invalid {
+    Layout(String),
+    Utf8(Vec<u8>),
+}
+
+/// Bytes of an invalid value shown in an error, at most.
+const SHOWN_BYTES: usize = 60;
+
+impl Invalid {
+    fn into_error(self, column: &str) -> Error {
+        let column = column.to_string();
+        match self {
+            Invalid::Layout(reason) => Error::InvalidColumn { column, reason },
+            Invalid::Utf8(value) => {
+                let mut shown = value[..value.len().min(SHOWN_BYTES)].escape_ascii().to_string();
+                if value.len() > SHOWN_BYTES {
+                    shown.push_str("...");
+                }
+                Error::InvalidUtf8 { column, value: shown }
+            }
+        }
+    }
+}
+
+fn check_between_offsets<O: OffsetSizeTrait>(
+    offsets: &[O],
+    data: &[u8],
+) -> std::result::Result<(), Invalid> {
+    let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else { return Ok(()) };
+    let (first, last) = (first.as_usize(), last.as_usize());
+    // Without early exits, so that both loops vectorize.
+    let ordered = offsets.windows(2).fold(true, |ok, w| ok & (w[0] <= w[1]));
+    if !ordered || last > data.len() {
+        let reason = format!("offsets out of order or past the {} bytes of data", data.len());
+        return Err(Invalid::Layout(reason));
+    }
+    // The fast ways: ASCII bytes (then every offset is a character boundary), or all the
+    // values' bytes UTF-8 at once and each offset on a character boundary (a byte that does
+    // not continue a UTF-8 sequence).
+    let bytes = &data[first..last];
+    let ascii = bytes.iter().fold(0u8, |high, &b| high | b) < 0x80;
+    let starts_char = |o: &O| data.get(o.as_usize()).is_none_or(|&b| (b as i8) >= -0x40);
+    if ascii || (std::str::from_utf8(bytes).is_ok() && offsets.iter().all(starts_char)) {
+        return Ok(());
+    }
+    let mut values = offsets.windows(2).map(|w| &data[w[0].as_usize()..w[1].as_usize()]);
+    match values.find(|v| std::str::from_utf8(v).is_err()) {
+        Some(value) => Err(Invalid::Utf8(value.to_vec())),
+        None => Ok(()),
     }
 }
 
@@ -162,6 +244,7 @@ fn epoch_time(value: i64, unit: TimeUnit) -> Option<NaiveDateTime> {
 impl<'a> Col<'a> {
     pub fn new(name: &str, array: &'a dyn Array) -> Result<Col<'a>> {
         if let Some(s) = StrCol::of(array) {
+            // Validated chunk by chunk, when matched (`StrCol::validate`).
             return Ok(Col::Str(s));
         }
         let unsupported = || Error::UnsupportedType {
@@ -183,6 +266,15 @@ impl<'a> Col<'a> {
                     _ => return Err(unsupported()),
                 };
                 let values = StrCol::of(values.as_ref()).ok_or_else(unsupported)?;
+                values.validate(name, 0..values.len())?;
+                if let Some(key) =
+                    keys.iter().find(|&&k| k != NULL_KEY && k as usize >= values.len())
+                {
+                    return Err(Error::InvalidColumn {
+                        column: name.to_string(),
+                        reason: format!("dictionary key {key} past its {} values", values.len()),
+                    });
+                }
                 Col::Dict { keys, values }
             }
             DataType::Int8 => Col::Int(widen::<Int8Type, _>(array, i128::from)),
@@ -381,6 +473,23 @@ mod tests {
         for bad in ["", " 1", "1 ", "0x10", "1e", ".", "+", "inf", "nan", "1_000"] {
             assert_eq!(parse_number(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn string_columns_are_checked_for_utf8_value_by_value() {
+        let check = |values: &[&[u8]]| {
+            let array = arrow_array::BinaryArray::from_iter_values(values);
+            let offsets: Vec<i32> = array.value_offsets().to_vec();
+            check_between_offsets(&offsets, array.value_data())
+                .map_err(|e| e.into_error("A").to_string())
+        };
+        assert!(check(&[b"ok", "\u{4e2d}".as_bytes(), b""]).is_ok());
+        // Each half of one character: the bytes together are UTF-8, the values are not.
+        let err = check(&[b"\xe4", b"\xb8\xad"]).unwrap_err();
+        assert_eq!(err, r#"column "A" holds a value that is not UTF-8: "\xe4""#);
+        assert!(check(&[b"x", b"ends in \xc3"]).unwrap_err().ends_with(r#"ends in \xc3""#));
+        let layout = check_between_offsets(&[0, 4, 2], b"abcd").map_err(|e| e.into_error("A"));
+        assert!(matches!(layout, Err(Error::InvalidColumn { .. })));
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub enum Error {
     /// A column a rule needs has a type the engine cannot read.
     #[error("column {column:?} has type {data_type}, which sigmarrow cannot match against (supported: strings, dictionary-encoded strings, integers, floats, booleans, timestamps, dates)")]
     UnsupportedType { column: String, data_type: String },
+    /// A string column a rule reads holds a value that is not UTF-8 (shown escaped).
+    #[error("column {column:?} holds a value that is not UTF-8: \"{value}\"")]
+    InvalidUtf8 { column: String, value: String },
+    /// A column whose Arrow layout is broken (data from the C interface arrives unchecked).
+    #[error("column {column:?} is not valid Arrow data: {reason}")]
+    InvalidColumn { column: String, reason: String },
     /// The threads a match asked for could not be started.
     #[error("cannot start {threads} threads: {reason}")]
     Threads { threads: usize, reason: String },

@@ -6,7 +6,7 @@ use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
 use crate::casefold::{fold, fold_into};
-use crate::column::{Col, Value};
+use crate::column::{Col, StrCol, Value};
 use crate::error::{Error, Result};
 use crate::plan::{atoms_of, lazy_atoms, CompiledRule, LazyAtom, RulePlan};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program, RuleId};
@@ -53,6 +53,9 @@ pub struct Matcher {
 struct Bound<'a> {
     fields: Vec<Option<Col<'a>>>,
     keyword: Vec<Col<'a>>,
+    /// The string columns among both, by name: validated chunk by chunk, right before the
+    /// chunk is matched (while its bytes are in cache).
+    strings: Vec<(String, StrCol<'a>)>,
     /// Per field: the atoms true for each dictionary value, computed once per batch, and
     /// last the atoms true for a null, the entry of every key past the values.
     dict_hits: Vec<Option<Vec<Vec<AtomId>>>>,
@@ -163,7 +166,7 @@ impl Matcher {
             }
             offset += batch.rows as u64;
         }
-        let run = || -> Vec<Hit> {
+        let run = || -> Result<Vec<Vec<Hit>>> {
             work.par_iter()
                 .map_init(
                     || self.scratch.take(),
@@ -171,14 +174,13 @@ impl Matcher {
                         let mut hits = Vec::new();
                         self.match_chunk(&bound[b], start, end, scratch, &mut |row, rule| {
                             hits.push((offset + row as u64, rule))
-                        });
-                        hits
+                        })?;
+                        Ok(hits)
                     },
                 )
-                .flatten()
-                .collect()
+                .collect::<Result<Vec<Vec<Hit>>>>()
         };
-        Ok(thread_pool(threads)?.install(run))
+        Ok(thread_pool(threads)?.install(run)?.concat())
     }
 
     /// How the engine runs rule number `rule`.
@@ -213,8 +215,22 @@ impl Matcher {
                 other => other,
             })
             .collect::<Result<_>>()?;
-        let keyword =
-            keyword_columns.iter().filter_map(|c| column(c).transpose()).collect::<Result<_>>()?;
+        let mut strings: Vec<(String, StrCol)> = Vec::new();
+        for (name, col) in self.fields.iter().zip(&fields) {
+            if let Some(Col::Str(s)) = col {
+                strings.push((name.clone(), *s));
+            }
+        }
+        let mut keyword = Vec::new();
+        for name in keyword_columns {
+            let Some(col) = column(name)? else { continue };
+            if let Col::Str(s) = col {
+                if strings.iter().all(|(n, _)| n != name) {
+                    strings.push((name.clone(), s));
+                }
+            }
+            keyword.push(col);
+        }
         // Dictionary values go through the field's memo too: the batches of one dataset
         // usually repeat their dictionaries. A dictionary larger than its batch (a slice of
         // a bigger array) is not evaluated whole: its rows go through the memo one by one.
@@ -244,7 +260,7 @@ impl Matcher {
                 _ => None,
             })
             .collect();
-        Ok(Bound { fields, keyword, dict_hits, rows: batch.num_rows() })
+        Ok(Bound { fields, keyword, strings, dict_hits, rows: batch.num_rows() })
     }
 
     /// Sets the bits of the atoms true for each row of one field's column.
@@ -398,7 +414,10 @@ impl Matcher {
         end: usize,
         scratch: &mut ThreadScratch,
         emit: &mut impl FnMut(usize, RuleId),
-    ) {
+    ) -> Result<()> {
+        for (name, strings) in &data.strings {
+            strings.validate(name, start..end)?;
+        }
         for f in 0..self.tables.len() {
             self.eval_field(f, data, start, end, scratch);
         }
@@ -444,6 +463,7 @@ impl Matcher {
         lazy_done.clear();
         hits.sort_unstable();
         hits.into_iter().for_each(|(r, rule)| emit(start + r, rule));
+        Ok(())
     }
 }
 

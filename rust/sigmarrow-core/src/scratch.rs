@@ -260,7 +260,9 @@ impl DerefMut for PooledScratch<'_> {
 
 impl Drop for PooledScratch<'_> {
     fn drop(&mut self) {
-        if let Some(scratch) = self.scratch.take() {
+        // After a panic the scratch may be half updated (bits set, a memo entry half
+        // written): it is dropped rather than reused.
+        if let Some(scratch) = self.scratch.take().filter(|_| !std::thread::panicking()) {
             self.pool.free().push(scratch);
         }
     }

@@ -1,7 +1,8 @@
 //! The thin Python binding of sigmarrow-core: convert arguments, release the GIL once
 //! around the whole match, convert the result and the errors.
 
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 
 use arrow_array::{Int64Array, UInt32Array};
 use pyo3::exceptions::PyIndexError;
@@ -25,10 +26,29 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
     let classes = ERROR_CLASSES.get(py).expect("imported when the module was");
     let class = match err {
         Error::Malformed { .. } | Error::Version { .. } | Error::Regex { .. } => &classes.program,
-        Error::UnsupportedType { .. } => &classes.data,
+        Error::UnsupportedType { .. } | Error::InvalidUtf8 { .. } | Error::InvalidColumn { .. } => {
+            &classes.data
+        }
         Error::Threads { .. } => &classes.base,
     };
     PyErr::from_type(class.bind(py).clone(), err.to_string())
+}
+
+/// Where and why the engine last panicked, recorded by the panic hook (which prints
+/// nothing: the message travels in the Python exception).
+static LAST_PANIC: Mutex<String> = Mutex::new(String::new());
+
+/// Runs `f`, turning a panic (a bug of the engine, never the user's) into a
+/// `SigmarrowError` rather than pyo3's `PanicException`, which no `except Exception` sees.
+fn guarded<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(panicked(py)))
+}
+
+fn panicked(py: Python<'_>) -> PyErr {
+    let classes = ERROR_CLASSES.get(py).expect("imported when the module was");
+    let message = std::mem::take(&mut *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()));
+    let message = format!("internal error of the engine (please report it): {message}");
+    PyErr::from_type(classes.base.bind(py).clone(), message)
 }
 
 fn ids(atoms: Vec<AtomId>) -> Vec<u32> {
@@ -47,25 +67,34 @@ impl Engine {
     #[new]
     #[pyo3(signature = (program_json, *, prefilter = true, memo = true))]
     fn new(py: Python<'_>, program_json: &str, prefilter: bool, memo: bool) -> PyResult<Self> {
-        let options = Options { prefilter, memo };
-        let inner = Matcher::from_json(program_json, options).map_err(|e| to_py(py, e))?;
-        Ok(Engine { inner })
+        guarded(py, || {
+            let options = Options { prefilter, memo };
+            let inner = Matcher::from_json(program_json, options).map_err(|e| to_py(py, e))?;
+            Ok(Engine { inner })
+        })
     }
 
     /// The rules the engine cannot run (they never match): (rule index, reason).
-    fn rule_errors(&self) -> Vec<(u32, String)> {
-        self.inner.rule_errors().iter().map(|(rule, e)| (rule.as_u32(), e.to_string())).collect()
+    fn rule_errors(&self, py: Python<'_>) -> PyResult<Vec<(u32, String)>> {
+        guarded(py, || {
+            let errors = self.inner.rule_errors().iter();
+            Ok(errors.map(|(rule, e)| (rule.as_u32(), e.to_string())).collect())
+        })
     }
 
     /// How the engine runs rule number `rule`: (needed sets, witness set or None, lazy
     /// atoms), as atom ids.
     #[allow(clippy::type_complexity)]
-    fn rule_plan(&self, rule: u32) -> PyResult<(Vec<Vec<u32>>, Option<Vec<u32>>, Vec<u32>)> {
-        let plan = self
-            .inner
-            .rule_plan(RuleId::new(rule))
-            .ok_or_else(|| PyIndexError::new_err(format!("no rule {rule}")))?;
-        Ok((plan.needs.into_iter().map(ids).collect(), plan.witness.map(ids), ids(plan.lazy)))
+    fn rule_plan(
+        &self,
+        py: Python<'_>,
+        rule: u32,
+    ) -> PyResult<(Vec<Vec<u32>>, Option<Vec<u32>>, Vec<u32>)> {
+        guarded(py, || {
+            let plan = self.inner.rule_plan(RuleId::new(rule));
+            let plan = plan.ok_or_else(|| PyIndexError::new_err(format!("no rule {rule}")))?;
+            Ok((plan.needs.into_iter().map(ids).collect(), plan.witness.map(ids), ids(plan.lazy)))
+        })
     }
 
     /// Matches record batches (rows numbered across them) and returns two pyarrow arrays:
@@ -77,15 +106,17 @@ impl Engine {
         keyword_columns: Vec<String>,
         threads: usize,
     ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
-        let batches: Vec<_> = batches.into_iter().map(PyRecordBatch::into_inner).collect();
-        let hits = py
-            .detach(|| self.inner.match_batches(&batches, &keyword_columns, threads))
-            .map_err(|e| to_py(py, e))?;
-        let rows = Int64Array::from_iter_values(hits.iter().map(|&(row, _)| row as i64));
-        let rules = UInt32Array::from_iter_values(hits.iter().map(|&(_, rule)| rule.as_u32()));
-        let rows = PyArray::from_array_ref(Arc::new(rows)).to_pyarrow(py)?.unbind();
-        let rules = PyArray::from_array_ref(Arc::new(rules)).to_pyarrow(py)?.unbind();
-        Ok((rows, rules))
+        guarded(py, || {
+            let batches: Vec<_> = batches.into_iter().map(PyRecordBatch::into_inner).collect();
+            let hits = py
+                .detach(|| self.inner.match_batches(&batches, &keyword_columns, threads))
+                .map_err(|e| to_py(py, e))?;
+            let rows = Int64Array::from_iter_values(hits.iter().map(|&(row, _)| row as i64));
+            let rules = UInt32Array::from_iter_values(hits.iter().map(|&(_, r)| r.as_u32()));
+            let rows = PyArray::from_array_ref(Arc::new(rows)).to_pyarrow(py)?.unbind();
+            let rules = PyArray::from_array_ref(Arc::new(rules)).to_pyarrow(py)?.unbind();
+            Ok((rows, rules))
+        })
     }
 }
 
@@ -93,15 +124,18 @@ impl Engine {
 /// only on values holding one of them (none: on every value). None for other atoms.
 #[pyfunction]
 fn check_triggers(py: Python<'_>, atom_json: &str) -> PyResult<Option<Vec<String>>> {
-    let atom: sigmarrow_core::program::Atom = serde_json::from_str(atom_json)
-        .map_err(|e| to_py(py, Error::Malformed { path: String::new(), reason: e.to_string() }))?;
-    Ok(sigmarrow_core::check_triggers(&atom))
+    guarded(py, || {
+        let atom: sigmarrow_core::program::Atom = serde_json::from_str(atom_json).map_err(|e| {
+            to_py(py, Error::Malformed { path: String::new(), reason: e.to_string() })
+        })?;
+        Ok(sigmarrow_core::check_triggers(&atom))
+    })
 }
 
 /// Python's `str.casefold`, as the engine computes it.
 #[pyfunction]
-fn casefold(text: &str) -> String {
-    sigmarrow_core::fold(text)
+fn casefold(py: Python<'_>, text: &str) -> PyResult<String> {
+    guarded(py, || Ok(sigmarrow_core::fold(text)))
 }
 
 #[pymodule]
@@ -118,6 +152,9 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
             base: class("SigmarrowError")?,
         })
     })?;
+    std::panic::set_hook(Box::new(|info| {
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = info.to_string().replace('\n', " ");
+    }));
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(casefold, m)?)?;
     m.add_function(wrap_pyfunction!(check_triggers, m)?)?;

@@ -1,0 +1,135 @@
+"""Hostile input to the engine (issue 14): data and programs from outside, and a forked
+process. Each case that once crashed or hung the interpreter runs in a child process, so
+that a regression fails the test instead of taking the test run down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sigmarrow
+
+# The child imports the sigmarrow this test run imported.
+PYTHONPATH = os.pathsep.join([str(Path(sigmarrow.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+
+RULE = r"""
+title: Whoami
+id: 11111111-0000-0000-0000-000000000001
+logsource: {category: process_creation, product: windows}
+detection:
+  sel:
+    Image|endswith: '\whoami.exe'
+  condition: sel
+"""
+
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs `code` in a fresh interpreter with this sigmarrow; RULE is defined there."""
+    script = f"RULE = {RULE!r}\n" + textwrap.dedent(code)
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH}
+    return subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_a_forked_child_matches_with_the_thread_count_its_parent_used():
+    # The parent's thread pool is cached; in the child its threads do not exist.
+    result = run_python(
+        """
+        import os, signal, sys, time
+        import pyarrow as pa
+        import sigmarrow
+
+        m = sigmarrow.compile(RULE)
+        data = pa.table({"Image": [r"C:\\Windows\\whoami.exe", r"C:\\x\\cmd.exe"] * 10_000})
+        expected = m.match(data, threads=2).num_rows
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if m.match(data, threads=2).num_rows == expected else 3)
+        for _ in range(300):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                sys.exit(os.waitstatus_to_exitcode(status))
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        sys.exit("the forked child hung")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_invalid_utf8_in_any_string_layout_and_path_is_a_data_error_naming_the_column():
+    # pyarrow reads such Parquet files, and views binary as string, without validating.
+    result = run_python(
+        r"""
+        import json
+        import pyarrow as pa
+        import sigmarrow
+
+        def rule(detection):
+            return f"title: t\nlogsource: {{product: test}}\ndetection:\n{detection}\n  condition: sel\n"
+
+        rules = {
+            "endswith": rule("  sel:\n    Image|endswith: '\\whoami.exe'"),
+            "contains": rule("  sel:\n    Image|contains: 'whoami'"),
+            "regex": rule("  sel:\n    Image|re: 'who.mi'"),
+            "keyword": rule("  sel:\n    - 'whoami'"),
+            "filter": rule("  sel:\n    Other: 'x'\n  filter:\n    Image|contains: 'y'").replace(
+                "condition: sel", "condition: sel and not filter"),
+        }
+        layouts = {
+            "utf8": lambda v: pa.array(v, pa.binary()).view(pa.string()),
+            "large_utf8": lambda v: pa.array(v, pa.large_binary()).view(pa.large_string()),
+            "utf8_view": lambda v: pa.array(v, pa.binary_view()).view(pa.string_view()),
+            "dictionary": lambda v: pa.DictionaryArray.from_arrays(
+                pa.array(range(len(v)), pa.int32()), pa.array(v, pa.binary()).view(pa.string())),
+        }
+        outcomes = []
+        for bad in [b"\xe4\xb8", b"\xc3", b"C:\\\xff\\whoami.exe"]:
+            for name, text in rules.items():
+                for layout, make in layouts.items():
+                    data = pa.table({"Image": make([b"C:\\whoami.exe", bad]), "Other": ["x", "x"]})
+                    try:
+                        sigmarrow.compile(text).match(data)
+                        outcome = "no error"
+                    except Exception as e:
+                        outcome = f"{type(e).__name__}: {e}"
+                    outcomes.append([name, layout, repr(bad), outcome])
+        print(json.dumps(outcomes))
+        """
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcomes = json.loads(result.stdout)
+    assert len(outcomes) == 3 * 5 * 4
+    for name, layout, bad, outcome in outcomes:
+        assert outcome.startswith('DataError: column "Image" holds a value that is not UTF-8'), (
+            name, layout, bad, outcome)
+
+
+def test_a_parquet_file_with_invalid_utf8_is_one_bad_file_that_skip_bad_files_skips(tmp_path):
+    (tmp_path / "rule.yml").write_text(RULE)
+    pq.write_table(pa.table({"Image": [r"C:\Windows\whoami.exe"]}), tmp_path / "good.parquet")
+    bad = pa.array([b"C:\\\xe4\xb8\\whoami.exe"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"Image": bad}), tmp_path / "bad.parquet")
+    result = run_python(
+        f"""
+        import sys
+        from sigmarrow.cli import main
+        sys.exit(main(["scan", {str(tmp_path / "rule.yml")!r}, "--input", {str(tmp_path / "good.parquet")!r},
+                       {str(tmp_path / "bad.parquet")!r}, "--output", "-", "--skip-bad-files"]))
+        """
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "panicked" not in result.stderr, result.stderr
+    assert "skipped 1 bad file" in result.stderr
+    assert f'{tmp_path / "bad.parquet"}: column "Image" holds a value that is not UTF-8' in result.stderr
+    assert [json.loads(line)["source_file"] for line in result.stdout.splitlines()] == [
+        str(tmp_path / "good.parquet")
+    ]
