@@ -125,7 +125,7 @@ def test_alerts_follow_the_hits_on_standard_output(sigscan, lake, monkeypatch: p
     ("args", "message"),
     [
         (["--time-field", "When"], "the time field 'When' is not in the data"),
-        (["--alerts", "alerts.txt"], "cannot tell the output format of alerts.txt"),
+        (["--alerts", "alerts.xlsx"], "cannot tell the output format of alerts.xlsx"),
         (["--filter", "nowhere.yml"], "filter file or folder not found: nowhere.yml"),
         (["--evidence", "-1"], "must be at least 0"),
     ],

@@ -231,10 +231,10 @@ def run(args: argparse.Namespace) -> int:
     # Before anything reads a file (the log-source guess does): pruned files are never opened.
     files, pruned = time_range.prune(files) if time_range else (files, 0)
     # Before compiling: fail before the work, not after it.
-    if args.alerts:
-        output_format(args.alerts)
     for path in (args.output, args.alerts, args.summary, args.report):
         if path is not None and path != "-":
+            if path in (args.output, args.alerts):
+                output_format(path)
             check_output(path)
     columns = [c.strip() for spec in args.columns for c in spec.split(",") if c.strip()]
 

@@ -30,6 +30,9 @@ How it works, and why, one module each:
   (:mod:`.timesort` puts them in time order first, through a spool, for ``sort="time"``).
 * :mod:`.summary` says what was scanned, what matched and what was not; :mod:`.report`
   draws it as one HTML page.
+* :mod:`.alerts`: with correlation rules, every batch also feeds the matcher's correlation
+  state; the alerts are computed once every file is read (files may come in any time
+  order) and written beside the hits, their evidence named by file and row (`alerts.event_id`).
 
 This module is the loop. What depends only on a schema (which columns to read, where each
 field is, which are missing) is worked out once per schema, not per batch.

@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 
 from sigmarrow.errors import RuleError
 
-__all__ = ["LEVELS", "CorrelationAlerts", "HitTally", "Progress", "RuleHits", "ScanSummary", "SkippedFile"]
+__all__ = [
+    "LEVELS",
+    "CorrelationAlerts",
+    "HitTally",
+    "Progress",
+    "RuleHits",
+    "ScanSummary",
+    "SkippedFile",
+]
 
 #: Sigma's levels, lowest first.
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -53,7 +61,7 @@ class CorrelationAlerts:
     no_group: int = 0  #: events with a group-by value absent
 
     @classmethod
-    def of(cls, correlations: Sequence[Any], alerts: pa.Table) -> list[CorrelationAlerts]:
+    def of(cls, correlations: list[Any], alerts: Any) -> list[CorrelationAlerts]:
         """Per correlation rule of a matcher, from its alerts table (and its metadata)."""
         import orjson
 
@@ -61,7 +69,10 @@ class CorrelationAlerts:
 
         ids = alerts.column("correlation_id").to_pylist()
         dropped = orjson.loads((alerts.schema.metadata or {}).get(DROPPED_KEY, b"{}"))
-        return [cls(c.id, c.title, c.level, ids.count(c.id), **dropped.get(c.id, {})) for c in correlations]
+        return [
+            cls(c.id, c.title, c.level, ids.count(c.id), **dropped.get(c.id, {}))
+            for c in correlations
+        ]
 
 
 @dataclass
@@ -172,31 +183,6 @@ class ScanSummary:
             "alerts_output": self.alerts_output,
         }
 
-    def _correlation_lines(self, limit: int) -> list[str]:
-        """A line per correlation rule (alerts, events it dropped) and per Sigma filter."""
-        lines = []
-        if self.alerts_output:
-            total = sum(a.count for a in self.alerts)
-            where = "standard output" if self.alerts_output == "-" else self.alerts_output
-            lines.append(
-                f"correlations: {_n(total)} alert{_s(total)} from {len(self.alerts)} correlation "
-                f"rule{_s(len(self.alerts))} written to {where}"
-            )
-            for a in self.alerts[:limit]:
-                dropped = [f"{_n(n)} {what}" for n, what in ((a.no_time, "without a usable time"),
-                                                             (a.no_group, "without a group value")) if n]
-                unused = f"; events dropped: {', '.join(dropped)}" if dropped else ""
-                lines.append(f"  {_n(a.count)}  {a.level or '-':<13} {a.title}  ({a.id}){unused}")
-            lines += _more(len(self.alerts), limit, "correlation rules")
-        for f in self.filters:
-            touched = ", ".join(f.touched[:limit]) + (" ..." if len(f.touched) > limit else "")
-            lines.append(
-                f"filter {f.title} ({f.id or f.name or 'no id'}): ANDed onto {len(f.touched)} "
-                f"rule{_s(len(f.touched))}{': ' + touched if f.touched else ''}"
-            )
-            lines += [f"  warning: {w}" for w in f.warnings]
-        return lines
-
     def format(self, limit: int = 20) -> str:
         """The summary as text; lists longer than ``limit`` are cut (and say so)."""
         where = "standard output" if self.output == "-" else self.output
@@ -231,7 +217,25 @@ class ScanSummary:
                 f"hits without an event time: {_n(self.hits_without_time)} of {_n(self.hits)} "
                 f"(time columns: {tried}; --time-field names one)"
             )
-        lines += self._correlation_lines(limit)
+        if self.alerts_output:
+            total = sum(a.count for a in self.alerts)
+            where = "standard output" if self.alerts_output == "-" else self.alerts_output
+            lines.append(
+                f"correlations: {_n(total)} alert{_s(total)} from {len(self.alerts)} correlation "
+                f"rule{_s(len(self.alerts))} written to {where}"
+            )
+            for a in self.alerts[:limit]:
+                dropped = [f"{_n(n)} {what}" for n, what in ((a.no_time, "without a usable time"),
+                                                             (a.no_group, "without a group value")) if n]
+                unused = f"; events dropped: {', '.join(dropped)}" if dropped else ""
+                lines.append(f"  {_n(a.count)}  {a.level or '-':<13} {a.title}  ({a.id}){unused}")
+        for f in self.filters:
+            touched = ", ".join(f.touched[:limit]) + (" ..." if len(f.touched) > limit else "")
+            lines.append(
+                f"filter {f.title} ({f.id or f.name or 'no id'}): ANDed onto {len(f.touched)} "
+                f"rule{_s(len(f.touched))}{': ' + touched if f.touched else ''}"
+            )
+            lines += [f"  warning: {w}" for w in f.warnings]
         if self.compile_how:
             lines.append(f"rules: {_n(self.rules)} {self.compile_how} in {self.compile_seconds:.2f} s")
         if self.logsource:
