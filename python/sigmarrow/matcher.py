@@ -24,6 +24,7 @@ from sigmarrow.correlation import (
 )
 from sigmarrow.errors import DataError, ProgramError, RuleError
 from sigmarrow.program import Atom, ErrorRecord, Program
+from sigmarrow.times import DEFAULT_TIME_FIELDS
 
 #: The version of sigmarrow: the Cargo workspace's, which the extension carries.
 __version__: str = _engine.__version__
@@ -310,13 +311,16 @@ class Matcher:
 
     # --- correlations ---
     def correlation_state(
-        self, time_field: str | None = None, max_hits: int = DEFAULT_MAX_HITS
+        self,
+        time_field: str | None = None,
+        max_hits: int = DEFAULT_MAX_HITS,
+        time_fields: Sequence[str] = DEFAULT_TIME_FIELDS,
     ) -> CorrelationState:
         """An empty state for this matcher's correlations, owned by the caller: feed it each
         batch with its hits (`state.add(batch, *m.match_indices(batch))`), in stream order,
         then call `state.alerts()`. `time_field`: the event time column (default: the first
-        of `sigmarrow.times.DEFAULT_TIME_FIELDS` present)."""
-        return CorrelationState(self.program.correlations, time_field, max_hits)
+        of `time_fields` present)."""
+        return CorrelationState(self.program.correlations, time_field, max_hits, time_fields)
 
     def correlate(
         self,

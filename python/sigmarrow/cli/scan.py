@@ -99,6 +99,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fail-on-match", action="store_true", help="exit with status 1 when anything matched"
     )
+    p.add_argument(
+        "--batch-rows",
+        type=_positive_int,
+        metavar="N",
+        help="rows per batch (default: 65536); lower it to use less memory",
+    )
+    _add_input_arguments(p)
+    add_rule_arguments(
+        p, "Default: the dataset's own declaration, else a guess from its columns;"
+    )
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no summary; errors are still reported",
+    )
+    _add_output_arguments(p)
+    _add_correlation_arguments(p)
+
+
+def _add_correlation_arguments(p: argparse.ArgumentParser) -> None:
+    """Where correlation alerts go and how they are made (their time column: --time-field)."""
     corr = p.add_argument_group(
         "correlation rules", "when the rules hold correlations (docs/semantics.md, Correlations)"
     )
@@ -128,23 +150,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="base hits held for correlations before the scan stops with an error "
         "(default: 60,000,000, ~40 bytes each; docs/limits.md)",
     )
-    p.add_argument(
-        "--batch-rows",
-        type=_positive_int,
-        metavar="N",
-        help="rows per batch (default: 65536); lower it to use less memory",
-    )
-    _add_input_arguments(p)
-    add_rule_arguments(
-        p, "Default: the dataset's own declaration, else a guess from its columns;"
-    )
-    p.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="no progress bar and no summary; errors are still reported",
-    )
-    _add_output_arguments(p)
 
 
 def _add_output_arguments(p: argparse.ArgumentParser) -> None:

@@ -60,9 +60,12 @@ class CorrelationState:
         correlations: Sequence[Correlation],
         time_field: str | None = None,
         max_hits: int = DEFAULT_MAX_HITS,
+        time_fields: Sequence[str] = DEFAULT_TIME_FIELDS,
     ) -> None:
         self.correlations = list(correlations)
         self.time_field = time_field
+        #: The columns tried for the event time when `time_field` is not given, in order.
+        self.time_fields = tuple(time_fields)
         self.max_hits = max_hits
         self._rules = sorted({i["rule"] for c in self.correlations for i in c["inputs"] if "rule" in i})
         #: The group-by and value fields the correlations read (through `aliases`).
@@ -84,7 +87,7 @@ class CorrelationState:
     def fields(self) -> list[str]:
         """The fields the correlations read (group-by and value fields), and the time
         fields it may take: the columns a reader must keep."""
-        return [*self.field_names, *([self.time_field] if self.time_field else DEFAULT_TIME_FIELDS)]
+        return [*self.field_names, *([self.time_field] if self.time_field else self.time_fields)]
 
     @property
     def nbytes(self) -> int:
@@ -92,24 +95,26 @@ class CorrelationState:
         return sum(c.nbytes for c in self._chunks)
 
     def _time_column(self, data: pa.RecordBatch | pa.Table) -> pa.Array | pa.ChunkedArray:
-        name = first_present(data.schema, DEFAULT_TIME_FIELDS, self.time_field)
+        name = first_present(data.schema, self.time_fields, self.time_field)
         if name is not None:
             return _column(data, name)
         if self.time_field:
             raise DataError(f"correlations: the time field {self.time_field!r} is not in the data")
         raise DataError(
             "correlations need an event time: the data has none of the columns "
-            f"{', '.join(DEFAULT_TIME_FIELDS)}; name one with time_field= (--time-field)"
+            f"{', '.join(self.time_fields)}; name one with time_field= (--time-field)"
         )
 
-    def add(self, data: Any, rows: Any, rules: Any) -> None:
+    def add(self, data: Any, rows: Any, rules: Any, first_row: int | None = None) -> None:
         """Gathers the hits of one batch (or table): `rows` (row within `data`) and `rules`
-        (RuleIndex), ordered by row then rule as `Matcher.match_indices` returns them."""
+        (RuleIndex), ordered by row then rule as `Matcher.match_indices` returns them.
+        Evidence names row r of `data` as `first_row + r`; by default rows are numbered
+        across everything added (`rows_seen`)."""
         rows = np.asarray(rows, np.int64)
         rules = np.asarray(rules, np.uint32)
         wanted = np.isin(rules, self._rules) if self._rules else np.zeros(len(rules), bool)
         rows, rules = rows[wanted], rules[wanted]
-        offset = self.rows_seen
+        offset = self.rows_seen if first_row is None else first_row
         self.rows_seen += data.num_rows
         if not len(rows):
             return

@@ -32,7 +32,7 @@ How it works, and why, one module each:
   draws it as one HTML page.
 * :mod:`.alerts`: with correlation rules, every batch also feeds the matcher's correlation
   state; the alerts are computed once every file is read (files may come in any time
-  order) and written beside the hits, their evidence named by file and row.
+  order) and written beside the hits, their evidence named by file and row (`alerts.event_id`).
 
 This module is the loop. What depends only on a schema (which columns to read, where each
 field is, which are missing) is worked out once per schema, not per batch.
@@ -50,7 +50,7 @@ import pyarrow.fs as pafs
 
 from sigmarrow.columns import bind
 from sigmarrow.errors import DataError, UsageError
-from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA, alerts_output, with_sources
+from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA, alerts_output, event_id, with_sources
 from sigmarrow.scan.hits import HIT_COLUMNS, EventColumns, HitBuilder, Timeline
 from sigmarrow.scan.inputs import InputFile, discover_inputs, reason
 from sigmarrow.scan.readers import FileProgress, Projection, read, schema_of
@@ -123,9 +123,9 @@ def scan(
 
     With correlation rules, their alerts go to ``alerts`` (by default beside ``output``:
     ``hits.parquet`` -> ``hits.alerts.parquet``; after the hits when they go to standard
-    output), in ``correlation_mode`` ("merged" or "every"), with at most ``evidence`` rows
-    of evidence each (None: all), events timed by ``time_field`` (default: the first of
-    ``sigmarrow.times.DEFAULT_TIME_FIELDS`` a file has); docs/scan.md.
+    output), in ``correlation_mode`` ("merged" or "every"), with at most ``evidence`` events
+    of evidence each (None: all), the events timed by the timeline's time column; files may
+    come in any time order (docs/scan.md).
 
     Raises :class:`sigmarrow.SigmarrowError` for bad inputs or an output that cannot be
     written, and :class:`sigmarrow.DataError` (naming the file) for data that cannot be read
@@ -146,14 +146,14 @@ def scan(
     state = None
     if matcher.correlations:
         limits = {} if max_correlation_hits is None else {"max_hits": max_correlation_hits}
-        state = matcher.correlation_state(time_field, **limits)
+        state = matcher.correlation_state(time_field, time_fields=timeline.sources["timestamp"], **limits)
         alerts = alerts_output(output, None if alerts is None else os.fspath(alerts))
         output_format(alerts)  # a bad suffix fails before the scan
     loop = _Loop(
         matcher,
         hits,
         Projection(
-            [*matcher.fields, *events.names, *timeline.names, *(state.fields if state else ())],
+            [*matcher.fields, *events.names, *timeline.names, *(state.field_names if state else ())],
             keywords=matcher.has_keywords,
             everything=events.everything,
             time_range=time_range,
@@ -180,17 +180,17 @@ def scan(
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
     summary = loop.summary
+    summary.seconds = time.perf_counter() - started
+    if summary.files:
+        summary.columns_not_found = list(loop.unfound)
+    loop.tally.finish(summary)
     if state is not None:
-        table = with_sources(state.alerts(correlation_mode, evidence), loop.names, loop.starts)
+        table = with_sources(state.alerts(correlation_mode, evidence), loop.names)
         with Output(cast(str, alerts), SCAN_ALERTS_SCHEMA, stdout) as out:
             for batch in table.to_batches():
                 out.write(batch)
         summary.alerts_output = cast(str, alerts)
         summary.alerts = CorrelationAlerts.of(matcher.correlations, table)
-    summary.seconds = time.perf_counter() - started
-    if summary.files:
-        summary.columns_not_found = list(loop.unfound)
-    loop.tally.finish(summary)
     return summary
 
 
@@ -275,8 +275,7 @@ class _Loop:
         self.time_range = time_range
         self.unfound = dict.fromkeys(requested)  #: requested columns no batch has had yet
         self.state = state  #: the correlation state every batch feeds, or None
-        self.names: list[str] = []  #: the files read, and the scan row each begins at
-        self.starts: list[int] = []
+        self.names: list[str] = []  #: the files read, numbered for the correlation state
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
         """Scan one file; a file that cannot be read or matched raises a DataError naming
@@ -286,9 +285,7 @@ class _Loop:
         tracker = FileProgress()
         done = 0  # rows of the file read so far
         missing: set[str] | None = None  # the referenced fields no batch of the file has
-        if self.state is not None:
-            self.names.append(f.display)
-            self.starts.append(self.state.rows_seen)
+        self.names.append(f.display)
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
@@ -336,8 +333,7 @@ class _Loop:
         if inside is not None:
             rows = inside.take(rows)  # back to the rows of the batch
         if self.state is not None:
-            # The whole batch: the state numbers rows across the scan, evidence names them.
-            self.state.add(batch, rows, rule_index)
+            self.state.add(batch, rows, rule_index, event_id(len(self.names) - 1, offset))
             rows, rule_index = self.matcher.reported(rows, rule_index)
         if len(rows):
             hits = self.hits.build(f, batch, offset, rows, rule_index)

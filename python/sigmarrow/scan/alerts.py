@@ -1,21 +1,22 @@
 """Correlation alerts of a scan: where they go, and their evidence as (source_file, source_row).
 
-The scan feeds every batch to a `CorrelationState` (rows numbered across the whole scan);
-once every file is read the alerts are computed and written, each contributing event named
-by its file and 0-based row within it, like a hit.
+The scan feeds every batch to a `CorrelationState`, naming each event by its file's number
+and its row (`event_id`); once every file is read the alerts are computed and written, each
+contributing event named by its file and 0-based row within it, like a hit.
 """
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
 import pyarrow as pa
 
 from sigmarrow.correlation import ALERTS_SCHEMA
 from sigmarrow.scan.hits import SOURCE_FIELDS
 
-__all__ = ["SCAN_ALERTS_SCHEMA", "alerts_output", "with_sources"]
+__all__ = ["SCAN_ALERTS_SCHEMA", "alerts_output", "event_id", "with_sources"]
+
+FILE_SHIFT = 40  # an event id: the file's number above, the row within it below (2^40 rows)
 
 #: The alerts a scan writes: `sigmarrow.correlation.ALERTS_SCHEMA` with the evidence as
 #: (source_file, source_row) pairs.
@@ -35,15 +36,19 @@ def alerts_output(output: str, alerts: str | None) -> str:
     return f"{root}.alerts{suffix}"
 
 
-def with_sources(alerts: pa.Table, files: list[str], starts: list[int]) -> pa.Table:
-    """`alerts` with each evidence row (numbered across the scan) as its file and row within
-    it; `starts[i]` is the scan row where `files[i]` begins."""
+def event_id(file_number: int, row: int) -> int:
+    """How the scan names row `row` of its `file_number`th file to the correlation state
+    (rows of pruned row groups are skipped, so rows are not counted across files)."""
+    return (file_number << FILE_SHIFT) + row
+
+
+def with_sources(alerts: pa.Table, files: list[str]) -> pa.Table:
+    """`alerts` with each evidence event (an `event_id`) as its file and row within it."""
     evidence = alerts.column("evidence").combine_chunks()
-    rows = evidence.flatten().to_numpy(zero_copy_only=False)
-    first = np.asarray(starts, np.int64)
-    which = np.searchsorted(first, rows, "right") - 1
+    ids = evidence.flatten().to_numpy(zero_copy_only=False)
     sources = pa.StructArray.from_arrays(
-        [pa.array(files, pa.string()).take(pa.array(which)), pa.array(rows - first[which], pa.int64())],
+        [pa.array(files, pa.string()).take(pa.array(ids >> FILE_SHIFT)),
+         pa.array(ids & ((1 << FILE_SHIFT) - 1), pa.int64())],
         fields=list(SOURCE_FIELDS),
     )
     listed = pa.ListArray.from_arrays(evidence.offsets, sources)
