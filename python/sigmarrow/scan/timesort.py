@@ -27,10 +27,10 @@ import pyarrow.parquet as pq
 __all__ = ["FAN_IN", "MERGE_ROWS", "RUN_BYTES", "TimeSorted"]
 
 #: Bytes of hits kept in memory before they are written out as a sorted run.
-RUN_BYTES = 128 << 20
+RUN_BYTES = 64 << 20
 #: Hits per Parquet row group of a run, and hits read from each run at a time when merging.
-RUN_ROW_GROUP = 16_384
-MERGE_ROWS = 4_096
+RUN_ROW_GROUP = 65_536
+MERGE_ROWS = 2_048
 #: Runs merged at once (open files, one window each).
 FAN_IN = 64
 #: The sort key of a hit: its time in microseconds, hits without one last.

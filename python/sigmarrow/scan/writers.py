@@ -67,6 +67,8 @@ __all__ = [
 ROW_GROUP_ROWS = 1 << 16
 #: ... unless they hold more bytes than this first (hits with many wide event columns).
 ROW_GROUP_BYTES = 64 << 20
+#: Hits turned into Python objects at a time, for JSON Lines.
+JSON_ROWS = 4096
 #: How long a scan to a pipe waits at the end for its reader to leave: a reader that quits
 #: before the end of the data (``| head -2``) did not read every hit.
 READER_GRACE_SECONDS = 0.1
@@ -149,24 +151,32 @@ class _JsonLinesWriter:
 
     def encode(self, batch: pa.RecordBatch) -> pa.Array:
         """The lines of these hits (binary, each ending in a newline)."""
+        return pa.concat_arrays(
+            [pa.array(self._lines(part), pa.binary()) for part in _slices(batch, JSON_ROWS)]
+        )
+
+    def _lines(self, batch: pa.RecordBatch) -> list[bytes]:
         rows = batch.to_pylist()
         if self._per_rule:
             rows = [
                 {k: v for k, v in row.items() if v is not None or k in HIT_COLUMNS} for row in rows
             ]
         newline = orjson.OPT_APPEND_NEWLINE
-        return pa.array(
-            [orjson.dumps(r, default=_json_default, option=newline) for r in rows], pa.binary()
-        )
+        return [orjson.dumps(r, default=_json_default, option=newline) for r in rows]
 
     def write_lines(self, lines: pa.Array) -> None:
         self._sink.write(b"".join(lines.to_pylist()))
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self.write_lines(self.encode(batch))
+        for part in _slices(batch, JSON_ROWS):  # a few Python objects at a time
+            self._sink.write(b"".join(self._lines(part)))
 
     def close(self) -> None:
         self._sink.flush()
+
+
+def _slices(batch: pa.RecordBatch, rows: int) -> list[pa.RecordBatch]:
+    return [batch.slice(start, rows) for start in range(0, max(batch.num_rows, 1), rows)]
 
 
 def _json(value: Any) -> str:
