@@ -450,4 +450,4 @@ def test_summary_json_has_every_rule_and_error(sigscan, tmp_path):
         "event_id": ["EventID"],
     }
     buckets = s["hits_over_time"]["rules"][0]["buckets"]
-    assert s["hits_over_time"]["bucket_seconds"] == 1 and sum(n for _, n in buckets) == 3
+    assert s["hits_over_time"]["bucket_ms"] == 1 and sum(n for _, n in buckets) == 3

@@ -35,7 +35,9 @@ output formats, by extension:
 {formats}
 
 exit status: 0 done (hits or not); 1 hits found with --fail-on-match; 2 bad usage or bad
-input (also when --skip-bad-files skipped a file); 3 internal error.
+input (also when --skip-bad-files skipped a file); 3 internal error; 130, 143, 129
+interrupted (Ctrl-C, SIGTERM, SIGHUP: nothing left behind); 141 standard output closed
+before the end.
 
 example:
   sigmarrow scan examples/rules --input examples/process_creation.parquet --output -"""

@@ -161,7 +161,7 @@ def pipeline_field_names(pipeline: Any) -> dict[str, list[str]]:
         transformation = item.transformation
         if isinstance(transformation, FieldMappingTransformation):
             for name, target in transformation.mapping.items():
-                targets = mapped.setdefault(name, [])
+                targets = mapped.setdefault(name or "", [])
                 for t in [target] if isinstance(target, str) else target:
                     if t not in targets:
                         targets.append(t)

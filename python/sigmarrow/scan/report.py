@@ -15,7 +15,7 @@ import datetime as dt
 import html
 from collections.abc import Iterable, Sequence
 
-from sigmarrow.scan.summary import BUCKET_SECONDS, LEVELS, RuleHits, ScanSummary
+from sigmarrow.scan.summary import BUCKET_MS, LEVELS, RuleHits, ScanSummary
 
 __all__ = ["report_html"]
 
@@ -242,22 +242,22 @@ def _not_run(s: ScanSummary) -> str:
 
 class _TimeAxis:
     """The time axis every chart shares: from the first to the last bucket of any rule, in
-    bars of the narrowest width (of BUCKET_SECONDS, no finer than the summary's) that needs
-    at most MAX_BARS bars. False when no hit has a time."""
+    bars of the narrowest width (of BUCKET_MS, no finer than the summary's) that needs at
+    most MAX_BARS bars; times in milliseconds. False when no hit has a time."""
 
     def __init__(self, s: ScanSummary) -> None:
         starts = [t for buckets in s.hits_over_time.values() for t in buckets]
         self.start = self.end = 0
-        self.width = s.time_bucket_seconds or BUCKET_SECONDS[0]
+        self.width = s.time_bucket_ms or BUCKET_MS[0]
         if not starts:
             return
         first, last = min(starts), max(starts) + self.width
-        for width in BUCKET_SECONDS:
+        for width in BUCKET_MS:
             if width >= self.width and (last - first) / width <= MAX_BARS:
                 self.width = width
                 break
         else:
-            self.width = BUCKET_SECONDS[-1]
+            self.width = BUCKET_MS[-1]
         self.start = first // self.width * self.width
         self.end = -(-last // self.width) * self.width
 
@@ -270,15 +270,17 @@ class _TimeAxis:
 
     @property
     def width_label(self) -> str:
-        for unit, seconds in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
-            if self.width % seconds == 0:
-                n = self.width // seconds
-                return f"{n} {unit}{'s' if n > 1 else ''}"
-        return f"{self.width} s"
+        units = (("week", 604_800_000), ("day", 86_400_000), ("hour", 3_600_000))
+        units += (("minute", 60_000), ("second", 1000), ("millisecond", 1))
+        unit, ms = next((unit, ms) for unit, ms in units if self.width % ms == 0)
+        n = self.width // ms
+        return f"{n} {unit}{'s' if n > 1 else ''}"
 
     def label(self, t: int) -> str:
-        moment = dt.datetime.fromtimestamp(t, dt.UTC)
-        return moment.strftime("%Y-%m-%d %H:%M:%S" if self.width < 60 else "%Y-%m-%d %H:%M")
+        moment = dt.datetime.fromtimestamp(t / 1000, dt.UTC)
+        if self.width < 1000:
+            return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return moment.strftime("%Y-%m-%d %H:%M:%S" if self.width < 60_000 else "%Y-%m-%d %H:%M")
 
     def bins(self, *series: dict[int, int]) -> list[int]:
         """The hits per bar of one or more {bucket start: hits}."""

@@ -32,9 +32,11 @@ __all__ = [
 
 #: Sigma's levels, lowest first.
 LEVELS = ("informational", "low", "medium", "high", "critical")
-#: The widths (seconds) hits over time are counted in: the finest that keeps at most
+#: The widths (milliseconds) hits over time are counted in: the finest that keeps at most
 #: :data:`MAX_TIME_BUCKETS` (rule, bucket) pairs. Each divides the next, so counts move up.
-BUCKET_SECONDS = (1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 28 * 86400, 364 * 86400)
+_S, _DAY = 1000, 86_400_000
+BUCKET_MS = (1, 10, 100, _S, 10 * _S, 60 * _S, 600 * _S, 3600 * _S, 6 * 3600 * _S, _DAY,
+             7 * _DAY, 28 * _DAY, 364 * _DAY)
 MAX_TIME_BUCKETS = 20_000
 #: What the capped lists of the text summary point to.
 SEE_ALL = "--summary FILE.json lists them all"
@@ -99,8 +101,8 @@ class ScanSummary:
     hits_without_time: int = 0  #: hits whose event has no usable time
     #: the event columns each timeline column came from: timestamp -> [UtcTime], ...
     timeline_sources: dict[str, list[str]] = field(default_factory=dict)
-    time_bucket_seconds: int = 0  #: the width of the buckets of hits_over_time
-    #: rule index -> {bucket start (seconds since the epoch, UTC): hits}
+    time_bucket_ms: int = 0  #: the width of the buckets of hits_over_time
+    #: rule index -> {bucket start (milliseconds since the epoch, UTC): hits}
     hits_over_time: dict[int, dict[int, int]] = field(default_factory=dict)
     compile_errors: list[RuleError] = field(default_factory=list)
     #: referenced fields (columns) missing from the data: field -> files that lack it
@@ -162,7 +164,7 @@ class ScanSummary:
             "hits_without_time": self.hits_without_time,
             "timeline_sources": self.timeline_sources,
             "hits_over_time": {
-                "bucket_seconds": self.time_bucket_seconds,
+                "bucket_ms": self.time_bucket_ms,
                 "rules": [
                     {"index": h.index, "id": h.id, "buckets": sorted(buckets.items())}
                     for h in self.hits_per_rule
@@ -311,14 +313,14 @@ def _more(total: int, limit: int, what: str) -> list[str]:
 
 class HitTally:
     """Adds up the hits of a scan, batch by batch: per rule, per host, and per rule over
-    time (in buckets that widen, see :data:`BUCKET_SECONDS`, so memory stays small)."""
+    time (in buckets that widen, see :data:`BUCKET_MS`, so memory stays small)."""
 
     def __init__(self, rules: Sequence[Any]) -> None:
         self.rules = rules
         self.per_rule = np.zeros(len(rules), np.int64)
         self.hosts: Counter[str] = Counter()
         self.without_time = 0
-        self.level = 0  #: index into BUCKET_SECONDS
+        self.level = 0  #: index into BUCKET_MS
         self.over_time: Counter[tuple[int, int]] = Counter()  #: (rule, bucket start) -> hits
         self.sources: dict[str, list[str]] = {}
 
@@ -332,13 +334,13 @@ class HitTally:
         usable = times.is_valid().to_numpy(zero_copy_only=False)
         self.without_time += int(len(usable) - usable.sum())
         micros = pc.fill_null(times.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-        width = BUCKET_SECONDS[self.level]
-        pairs = np.stack([rules[usable], micros[usable] // 1_000_000 // width * width])
+        width = BUCKET_MS[self.level]
+        pairs = np.stack([rules[usable], micros[usable] // 1000 // width * width])
         keys, n = np.unique(pairs, axis=1, return_counts=True)
         self.over_time.update(dict(zip(map(tuple, keys.T.tolist()), n.tolist(), strict=True)))
-        while len(self.over_time) > MAX_TIME_BUCKETS and self.level + 1 < len(BUCKET_SECONDS):
+        while len(self.over_time) > MAX_TIME_BUCKETS and self.level + 1 < len(BUCKET_MS):
             self.level += 1
-            width = BUCKET_SECONDS[self.level]
+            width = BUCKET_MS[self.level]
             wider: Counter[tuple[int, int]] = Counter()
             for (rule, start), count in self.over_time.items():
                 wider[rule, start // width * width] += count
@@ -362,7 +364,7 @@ class HitTally:
         summary.hits_per_host = dict(self.hosts)
         summary.hits_without_time = self.without_time
         summary.timeline_sources = {k: v for k, v in self.sources.items() if v}
-        summary.time_bucket_seconds = BUCKET_SECONDS[self.level]
+        summary.time_bucket_ms = BUCKET_MS[self.level]
         over_time: dict[int, dict[int, int]] = {}
         for (rule, start), count in sorted(self.over_time.items()):
             over_time.setdefault(rule, {})[start] = count

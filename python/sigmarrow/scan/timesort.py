@@ -27,10 +27,10 @@ import pyarrow.parquet as pq
 __all__ = ["FAN_IN", "MERGE_ROWS", "RUN_BYTES", "TimeSorted"]
 
 #: Bytes of hits kept in memory before they are written out as a sorted run.
-RUN_BYTES = 128 << 20
+RUN_BYTES = 64 << 20
 #: Hits per Parquet row group of a run, and hits read from each run at a time when merging.
 RUN_ROW_GROUP = 16_384
-MERGE_ROWS = 4_096
+MERGE_ROWS = 2_048
 #: Runs merged at once (open files, one window each).
 FAN_IN = 64
 #: The sort key of a hit: its time in microseconds, hits without one last.
@@ -115,7 +115,9 @@ class TimeSorted:
         """The hits of sorted runs, sorted; a run merged is removed once read."""
         assert self._schema is not None
         schema = self._schema
-        readers = [pq.ParquetFile(run).iter_batches(MERGE_ROWS) for run in runs]
+        # Without pre-buffering, an open run holds about one page per column, not a
+        # read-ahead of many (25 MB each, measured): memory is the windows, not the runs.
+        readers = [pq.ParquetFile(run, pre_buffer=False).iter_batches(MERGE_ROWS) for run in runs]
 
         def refill(i: int) -> pa.RecordBatch | None:
             for batch in readers[i]:

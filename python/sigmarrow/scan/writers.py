@@ -67,6 +67,8 @@ __all__ = [
 ROW_GROUP_ROWS = 1 << 16
 #: ... unless they hold more bytes than this first (hits with many wide event columns).
 ROW_GROUP_BYTES = 64 << 20
+#: Hits turned into Python objects at a time, for JSON Lines.
+JSON_ROWS = 4096
 #: How long a scan to a pipe waits at the end for its reader to leave: a reader that quits
 #: before the end of the data (``| head -2``) did not read every hit.
 READER_GRACE_SECONDS = 0.1
@@ -149,24 +151,32 @@ class _JsonLinesWriter:
 
     def encode(self, batch: pa.RecordBatch) -> pa.Array:
         """The lines of these hits (binary, each ending in a newline)."""
+        return pa.concat_arrays(
+            [pa.array(self._lines(part), pa.binary()) for part in _slices(batch, JSON_ROWS)]
+        )
+
+    def _lines(self, batch: pa.RecordBatch) -> list[bytes]:
         rows = batch.to_pylist()
         if self._per_rule:
             rows = [
                 {k: v for k, v in row.items() if v is not None or k in HIT_COLUMNS} for row in rows
             ]
         newline = orjson.OPT_APPEND_NEWLINE
-        return pa.array(
-            [orjson.dumps(r, default=_json_default, option=newline) for r in rows], pa.binary()
-        )
+        return [orjson.dumps(r, default=_json_default, option=newline) for r in rows]
 
     def write_lines(self, lines: pa.Array) -> None:
         self._sink.write(b"".join(lines.to_pylist()))
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self.write_lines(self.encode(batch))
+        for part in _slices(batch, JSON_ROWS):  # a few Python objects at a time
+            self._sink.write(b"".join(self._lines(part)))
 
     def close(self) -> None:
         self._sink.flush()
+
+
+def _slices(batch: pa.RecordBatch, rows: int) -> list[pa.RecordBatch]:
+    return [batch.slice(start, rows) for start in range(0, max(batch.num_rows, 1), rows)]
 
 
 def _json(value: Any) -> str:
@@ -340,13 +350,12 @@ def _lock(fd: int) -> int:
     return fd
 
 
-def remove_stale(target: str) -> list[str]:
+def remove_stale(target: str) -> None:
     """Remove the temporaries of ``target`` that a dead process left (killed outright, or a
-    machine that went down): unlocked, and of a process that is not running. Returns their
-    paths. A temporary of another machine's live scan (a shared folder) keeps its lock."""
+    machine that went down): unlocked, and of a process that is not running. A temporary of
+    another machine's live scan (a shared folder) keeps its lock."""
     folder = os.path.dirname(os.path.abspath(target))
     prefix = f".{os.path.basename(target)}."
-    removed = []
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             name = re.fullmatch(r"(\d+)\.[0-9a-f]{8}\.tmp", entry.name.removeprefix(prefix))
@@ -360,8 +369,6 @@ def remove_stale(target: str) -> list[str]:
                     os.remove(entry.path)
             except OSError:
                 continue
-            removed.append(entry.path)
-    return removed
 
 
 def _running(pid: int) -> bool:
@@ -374,36 +381,45 @@ def _running(pid: int) -> bool:
     return True
 
 
-class AtomicFile(_Whole):
-    """A file that appears at ``target`` whole or not at all: written at :attr:`path`, a
-    temporary name in the same folder (locked while it is written), renamed into place by
-    :meth:`commit` (with the permissions a new file gets) and removed by :meth:`discard`.
-    Stale temporaries of the same target are removed first."""
+class _Temporary:
+    """A temporary file (or folder) beside ``target``, locked while this process has it;
+    stale temporaries of the same target are removed first."""
 
-    def __init__(self, target: str | os.PathLike[str]) -> None:
-        self.target = os.fspath(target)
-        remove_stale(self.target)
-        self.path, fd = _new_temporary(self.target)
+    def __init__(self, target: str, folder: bool = False) -> None:
+        remove_stale(target)
+        self.path, fd = _new_temporary(target, folder)
         self._lock: int | None = fd
-        self._done = False
 
-    def _unlock(self) -> None:
+    def release(self, remove: bool) -> None:
+        """Remove it (or, renamed into place, forget it) and give up its lock."""
+        if remove:
+            _drop_temporary(self.path)
+        _LIVE.discard(self.path)
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
 
+
+class AtomicFile(_Whole):
+    """A file that appears at ``target`` whole or not at all: written at :attr:`path`, a
+    temporary name in the same folder (locked while it is written), renamed into place by
+    :meth:`commit` (with the permissions a new file gets) and removed by :meth:`discard`."""
+
+    def __init__(self, target: str | os.PathLike[str]) -> None:
+        self.target = os.fspath(target)
+        self._temporary = _Temporary(self.target)
+        self.path = self._temporary.path
+        self._done = False
+
     def commit(self) -> None:
         _make_readable(self.path)
         os.replace(self.path, self.target)
-        _LIVE.discard(self.path)
         self._done = True
-        self._unlock()
+        self._temporary.release(remove=False)
 
     def discard(self) -> None:
-        if not self._done:
-            _drop_temporary(self.path)
-            self._done = True
-        self._unlock()
+        self._temporary.release(remove=not self._done)
+        self._done = True
 
 
 def write_file(output: str, data: bytes) -> None:
@@ -413,20 +429,15 @@ def write_file(output: str, data: bytes) -> None:
         sink.write(data)
 
 
-class TempFolder:
-    """A temporary folder beside ``target`` (a spool), named and locked as its temporary
-    files are, removed by :meth:`remove`."""
+class TempFolder(_Temporary):
+    """A temporary folder beside ``target`` (a spool), named and locked as temporary files
+    are, removed by :meth:`remove`."""
 
     def __init__(self, target: str) -> None:
-        remove_stale(target)
-        self.path, fd = _new_temporary(target, folder=True)
-        self._lock: int | None = fd
+        super().__init__(target, folder=True)
 
     def remove(self) -> None:
-        _drop_temporary(self.path)
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        self.release(remove=True)
 
 
 #: The spool of a time-sorted standard output: in the temporary folder, under this name.
@@ -463,14 +474,14 @@ class Output(_Whole):
                     sink = self._sink = pa.OSFile(self._file.path, "wb")
                 self._writer = self.format.open(sink, schema)
                 if sort == "time":
-                    self._sorter = self._sorted(output, self._writer)
+                    self._sorter = self._sorter_of(output, self._writer)
                 elif sort is not None:
                     raise SigmarrowError(f"cannot sort hits by {sort!r}: only by time")
             except BaseException:
                 self.discard()
                 raise
 
-    def _sorted(self, output: str, writer: Any) -> TimeSorted:
+    def _sorter_of(self, output: str, writer: Any) -> TimeSorted:
         target = os.path.join(tempfile.gettempdir(), STDOUT_SPOOL) if output == "-" else output
         if self.format.typed:
             return TimeSorted(lambda: TempFolder(target), writer.write)
