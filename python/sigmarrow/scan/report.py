@@ -270,8 +270,8 @@ class _TimeAxis:
 
     @property
     def width_label(self) -> str:
-        units = (("week", 604_800_000), ("day", 86_400_000), ("hour", 3_600_000))
-        units += (("minute", 60_000), ("second", 1000), ("millisecond", 1))
+        units = [("week", 604_800_000), ("day", 86_400_000), ("hour", 3_600_000)]
+        units += [("minute", 60_000), ("second", 1000), ("millisecond", 1)]
         unit, ms = next((unit, ms) for unit, ms in units if self.width % ms == 0)
         n = self.width // ms
         return f"{n} {unit}{'s' if n > 1 else ''}"
