@@ -169,3 +169,52 @@ def test_a_program_nested_past_the_loaders_limit_is_a_program_error():
     # Refused by the engine before the Python loader (which overflows its stack) reads it.
     with pytest.raises(sigmarrow.ProgramError, match=r"rules\[0\]\.condition: .*nested deeper than 1000 levels"):
         sigmarrow.Matcher.from_bytes(deep)
+
+
+def _edited(edit) -> bytes:
+    program = json.loads(sigmarrow.compile(RULE).to_bytes())
+    edit(program)
+    return json.dumps(program).encode()
+
+
+def _set(path: str, value):
+    """An edit setting (or, for `...`, deleting) the key at a dotted path."""
+
+    def edit(program):
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        node = program
+        for p in parents:
+            node = node[p]
+        if value is ...:
+            del node[last]
+        else:
+            node[last] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        pytest.param(_set("rules.0.fields", [5]), r"rules\[0\]\.fields", id="rule-field-out-of-range"),
+        pytest.param(_set("rules.0.fields", [-1]), r"rules\[0\]\.fields", id="negative-rule-field"),
+        pytest.param(_set("atoms.0.field", -1), r"atoms\[0\]: invalid value: integer `-1`", id="negative-atom-field"),
+        pytest.param(_set("rules.0.title", ...), "title", id="missing-title"),
+        pytest.param(_set("rules.0.level", ...), "level", id="missing-level"),
+        pytest.param(_set("rules.0.tags", 5), r"rules\[0\]\.tags", id="tags-not-a-list"),
+        pytest.param(_set("errors", ...), "errors", id="missing-errors"),
+        pytest.param(_set("has_keywords", ...), "has_keywords", id="missing-has-keywords"),
+        pytest.param(_set("errors", [{"reason": "x", "line": 3}]), r"errors\[0\]", id="error-with-unknown-key"),
+        pytest.param(_set("errors", [{"source": None}]), r"errors\[0\]", id="error-without-reason"),
+        pytest.param(_set("rules", {}), "rules", id="rules-not-a-list"),
+        pytest.param(_set("atoms.0", {"op": "re", "field": 0, "pattern": "x", "flags": "ix"}),
+                     r"atoms\[0\]\.flags", id="unknown-regex-flag"),
+        pytest.param(_set("atoms.0", {"op": "str", "field": None, "anchor": "exact", "value": "x",
+                                       "cased": False}), "has_keywords", id="keyword-atom-without-has-keywords"),
+        pytest.param(_set("atoms.0", {"op": "cidr", "field": 0, "network": "10.0.0.0/33"}),
+                     r"atoms\[0\]\.network", id="bad-network"),
+    ],
+)
+def test_a_hand_edited_program_is_one_program_error_naming_the_node(edit, named):
+    with pytest.raises(sigmarrow.ProgramError, match=named):
+        sigmarrow.Matcher.from_bytes(_edited(edit))

@@ -5,7 +5,10 @@
 //! use sigmarrow_core::Matcher;
 //! let program = r#"{"format": "sigmarrow.program", "version": 1, "fields": ["Image"],
 //!   "atoms": [{"op": "str", "field": 0, "anchor": "suffix", "value": "\\cloudflared.exe", "cased": false}],
-//!   "rules": [{"id": "r1", "condition": {"atom": 0}}]}"#;
+//!   "rules": [{"id": "r1", "title": "Cloudflared", "level": "medium", "status": null, "tags": [],
+//!              "logsource": {"product": "windows"}, "source": null, "author": null,
+//!              "description": null, "fields": [0], "condition": {"atom": 0}}],
+//!   "errors": [], "has_keywords": false}"#;
 //! let matcher = Matcher::from_json(program, Default::default()).unwrap();
 //! # let _ = matcher;
 //! ```

@@ -66,7 +66,7 @@ impl Matcher {
     /// Builds the matcher, compiling each glob and regex once. A rule using a regex that
     /// does not compile, or nested too deep, is disabled (it never matches) and listed in
     /// [`Matcher::rule_errors`].
-    pub fn new(program: &Program, options: Options) -> Result<Matcher> {
+    pub fn new(program: &Program, options: Options) -> Matcher {
         let mut checks: Vec<Option<CompiledCheck>> = Vec::with_capacity(program.atoms.len());
         let mut failed: Vec<Option<Error>> = Vec::with_capacity(program.atoms.len());
         for atom in &program.atoms {
@@ -128,13 +128,13 @@ impl Matcher {
                     field_refs.push((id, *field, *other, *anchor))
                 }
                 (_, Some(check)) => table.add_check(id, check, &mut slot),
-                (_, None) => table.add(id, atom)?,
+                (_, None) => table.add(id, atom),
             }
         }
         for table in tables.iter_mut().chain([&mut keyword]) {
             table.build(options.prefilter);
         }
-        Ok(Matcher {
+        Matcher {
             fields: program.fields.clone(),
             tables,
             keyword,
@@ -144,11 +144,11 @@ impl Matcher {
             rule_errors,
             options,
             scratch: ScratchPool::new(program.atoms.len(), program.fields.len()),
-        })
+        }
     }
 
     pub fn from_json(text: &str, options: Options) -> Result<Matcher> {
-        Matcher::new(&Program::from_json(text)?, options)
+        Ok(Matcher::new(&Program::from_json(text)?, options))
     }
 
     /// The rules the engine cannot run (they never match), each with the reason.
@@ -518,18 +518,21 @@ mod tests {
     use arrow_array::{ArrayRef, StringArray};
 
     use super::*;
+    use crate::program::test_program;
 
     #[test]
     fn a_rule_whose_regex_does_not_compile_is_disabled_and_reported() {
-        let program = r#"{"format": "sigmarrow.program", "version": 1, "fields": ["A"],
-          "atoms": [{"op": "re", "field": 0, "pattern": "a(?=b)", "flags": ""},
-                    {"op": "str", "field": 0, "anchor": "contains", "value": "a", "cased": false}],
-          "rules": [{"id": "bad", "condition": {"or": [{"atom": 0}, {"atom": 1}]}},
-                    {"id": "good", "condition": {"atom": 1}}]}"#;
+        let atoms = r#"[{"op": "re", "field": 0, "pattern": "a(?=b)", "flags": ""},
+            {"op": "str", "field": 0, "anchor": "contains", "value": "a", "cased": false}]"#;
+        let program = test_program(
+            r#"["A"]"#,
+            atoms,
+            &[r#"{"or": [{"atom": 0}, {"atom": 1}]}"#, r#"{"atom": 1}"#],
+        );
         let values: ArrayRef = Arc::new(StringArray::from(vec![Some("ab"), Some("x"), None]));
         let batches = [RecordBatch::try_from_iter([("A", values)]).unwrap()];
         for prefilter in [true, false] {
-            let m = Matcher::from_json(program, Options { prefilter, memo: true }).unwrap();
+            let m = Matcher::from_json(&program, Options { prefilter, memo: true }).unwrap();
             let [(rule, error)] = m.rule_errors() else { panic!("{:?}", m.rule_errors()) };
             assert_eq!(*rule, RuleId(0));
             assert!(error.to_string().starts_with("regex 'a(?=b)' does not compile: "), "{error}");

@@ -5,8 +5,10 @@
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::table::Network;
 
 pub const FORMAT: &str = "sigmarrow.program";
 pub const VERSION: u32 = 1;
@@ -50,6 +52,9 @@ id!(
     RuleId
 );
 
+/// The whole program as `sigmarrow/program.py` writes it. The engine reads `fields`, `atoms`
+/// and the rules' conditions; the rest is read by the Python side, which relies on the
+/// check made here (a program file is data from outside).
 #[derive(Debug, Deserialize)]
 pub struct Program {
     pub format: String,
@@ -57,15 +62,52 @@ pub struct Program {
     pub fields: Vec<String>,
     pub atoms: Vec<Atom>,
     pub rules: Vec<Rule>,
+    /// The rules that did not compile.
+    pub errors: Vec<RuleError>,
+    /// Whether some atom is a keyword atom (checked against the atoms).
+    pub has_keywords: bool,
+}
+
+/// Required, but possibly null (a bare `Option` field may be missing).
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Option::deserialize(d)
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Rule {
     pub id: String,
+    pub title: String,
+    #[serde(deserialize_with = "nullable")]
+    pub level: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub status: Option<String>,
+    pub tags: Vec<String>,
+    pub logsource: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
+    pub source: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub author: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub description: Option<String>,
+    /// The fields the rule reads.
+    pub fields: Vec<FieldId>,
     /// [`Error::TooDeep`] for a condition nested deeper than [`MAX_DEPTH`]: the rule is
     /// disabled, the others run.
     #[serde(deserialize_with = "condition")]
     pub condition: std::result::Result<Expr, Error>,
+}
+
+/// A rule (or rule file) that did not compile: `sigmarrow.RuleError`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleError {
+    #[serde(deserialize_with = "nullable")]
+    pub source: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub rule_id: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub title: Option<String>,
+    pub reason: String,
 }
 
 /// Conditions nested deeper than this (each `and`, `or` and `not` is a level) disable
@@ -314,19 +356,51 @@ impl Program {
             return Err(Error::Version { format: self.format.clone(), version: self.version });
         }
         let nfields = self.fields.len();
+        let field_out_of_range = |path: String, f: FieldId| {
+            let reason = format!("field {} out of range ({nfields} fields)", f.0);
+            (f.index() >= nfields).then(|| Error::malformed(path, reason))
+        };
         for (i, atom) in self.atoms.iter().enumerate() {
             let other = match atom {
                 Atom::FieldRef { other, .. } => Some(*other),
                 _ => None,
             };
-            for f in atom.field().into_iter().chain(other) {
-                if f.index() >= nfields {
-                    let reason = format!("field {} out of range ({nfields} fields)", f.0);
-                    return Err(Error::malformed(format!("atoms[{i}]"), reason));
+            if let Some(e) = atom
+                .field()
+                .into_iter()
+                .chain(other)
+                .find_map(|f| field_out_of_range(format!("atoms[{i}]"), f))
+            {
+                return Err(e);
+            }
+            match atom {
+                Atom::Re { flags, .. } if !flags.chars().all(|c| "ims".contains(c)) => {
+                    let reason = format!("flags {flags:?} are not a subset of \"ims\"");
+                    return Err(Error::malformed(format!("atoms[{i}].flags"), reason));
                 }
+                Atom::Cidr { network, .. } if Network::parse(network).is_none() => {
+                    let reason = format!("{network:?} is not an IP network");
+                    return Err(Error::malformed(format!("atoms[{i}].network"), reason));
+                }
+                Atom::Str { field: None, .. }
+                | Atom::Glob { field: None, .. }
+                | Atom::Re { field: None, .. }
+                    if !self.has_keywords =>
+                {
+                    let reason = format!("is false, but atoms[{i}] is a keyword atom");
+                    return Err(Error::malformed("has_keywords", reason));
+                }
+                _ => {}
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(e) = rule
+                .fields
+                .iter()
+                .find_map(|&f| field_out_of_range(format!("rules[{i}].fields"), f))
+            {
+                return Err(e);
+            }
             let Ok(condition) = &rule.condition else { continue };
             check_expr(condition, self.atoms.len())
                 .map_err(|reason| Error::malformed(format!("rules[{i}].condition"), reason))?;
@@ -346,6 +420,27 @@ fn check_expr(expr: &Expr, natoms: usize) -> std::result::Result<(), String> {
     }
 }
 
+/// A complete program of `fields` and `atoms` (JSON texts) and one rule per condition, for
+/// tests.
+#[cfg(test)]
+pub(crate) fn test_program(fields: &str, atoms: &str, conditions: &[&str]) -> String {
+    let rules: Vec<String> = (conditions.iter().enumerate())
+        .map(|(i, c)| {
+            format!(
+                r#"{{"id": "r{i}", "title": "rule {i}", "level": null, "status": null, "tags": [],
+                    "logsource": {{}}, "source": null, "author": null, "description": null,
+                    "fields": [], "condition": {c}}}"#
+            )
+        })
+        .collect();
+    let has_keywords = atoms.contains(r#""field": null"#);
+    format!(
+        r#"{{"format": "sigmarrow.program", "version": 1, "fields": {fields}, "atoms": {atoms},
+            "rules": [{}], "errors": [], "has_keywords": {has_keywords}}}"#,
+        rules.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,30 +449,52 @@ mod tests {
         Program::from_json(json).unwrap_err().to_string()
     }
 
+    const ATOM: &str =
+        r#"{"op": "str", "field": 0, "anchor": "exact", "value": "x", "cased": false}"#;
+
     #[test]
     fn malformed_programs_name_the_node() {
-        let head = r#""format": "sigmarrow.program", "version": 1, "fields": ["A"]"#;
-        let atom = r#"{"op": "str", "field": 0, "anchor": "exact", "value": "x", "cased": false}"#;
         let cases = [
+            (test_program(r#"["A"]"#, r#"[{"op": "str"}]"#, &[]), "at atoms[0]: missing field"),
             (
-                format!(r#"{{{head}, "atoms": [{{"op": "str"}}], "rules": []}}"#),
-                "at atoms[0]: missing field",
-            ),
-            (
-                format!(r#"{{{head}, "atoms": [], "rules": [{{"id": "r"}}]}}"#),
-                "at rules[0]: missing field `condition`",
-            ),
-            (
-                format!(
-                    r#"{{{head}, "atoms": [{atom}], "rules": [{{"id": "r", "condition": {{"or": [{{"atom": 1}}]}}}}]}}"#
-                ),
+                test_program(r#"["A"]"#, &format!("[{ATOM}]"), &[r#"{"or": [{"atom": 1}]}"#]),
                 "at rules[0].condition: atom 1 out of range (1 atoms)",
             ),
             (
-                format!(
-                    r#"{{{head}, "atoms": [{atom}], "rules": [{{"id": "r", "condition": {{"atom": "x"}}}}]}}"#
-                ),
+                test_program(r#"["A"]"#, &format!("[{ATOM}]"), &[r#"{"atom": "x"}"#]),
                 "at rules[0].condition: atom: invalid type: string \"x\", expected u32",
+            ),
+            (
+                test_program(r#"["A"]"#, &format!("[{ATOM}]"), &[r#"{"atom": 0}"#])
+                    .replace(r#""fields": []"#, r#""fields": [1]"#),
+                "at rules[0].fields: field 1 out of range (1 fields)",
+            ),
+            (
+                test_program(r#"["A"]"#, &format!("[{ATOM}]"), &[r#"{"atom": 0}"#])
+                    .replace(r#""level": null, "#, ""),
+                "at rules[0]: missing field `level`",
+            ),
+            (
+                test_program(r#"["A"]"#, &format!("[{ATOM}]"), &[])
+                    .replace(r#""errors": []"#, r#""errors": [{"reason": "x", "line": 1}]"#),
+                "at errors[0].line: unknown field `line`",
+            ),
+            (
+                test_program(
+                    r#"["A"]"#,
+                    r#"[{"op": "re", "field": null, "pattern": "x", "flags": "iu"}]"#,
+                    &[],
+                ),
+                r#"at atoms[0].flags: flags "iu" are not a subset of "ims""#,
+            ),
+            (
+                test_program(
+                    "[]",
+                    r#"[{"op": "glob", "field": null, "parts": ["many"], "cased": false}]"#,
+                    &[],
+                )
+                .replace(r#""has_keywords": true"#, r#""has_keywords": false"#),
+                "at has_keywords: is false, but atoms[0] is a keyword atom",
             ),
             ("[]".to_string(), "invalid program: invalid length 0"),
         ];
@@ -386,19 +503,18 @@ mod tests {
             assert!(got.contains(want), "{got:?} lacks {want:?}");
         }
         let other =
-            error(r#"{"format": "x", "version": 2, "fields": [], "atoms": [], "rules": []}"#);
-        assert_eq!(other, r#"expected a sigmarrow.program of version 1, got "x" version 2"#);
+            error(&test_program("[]", "[]", &[]).replace(r#""version": 1"#, r#""version": 2"#));
+        assert_eq!(
+            other,
+            r#"expected a sigmarrow.program of version 1, got "sigmarrow.program" version 2"#
+        );
     }
 
     #[test]
     fn a_condition_too_deep_disables_its_rule_and_one_far_too_deep_is_malformed() {
         let program = |n: usize| {
             let condition = format!("{}{{\"atom\": 0}}{}", r#"{"not": "#.repeat(n), "}".repeat(n));
-            format!(
-                r#"{{"format": "sigmarrow.program", "version": 1, "fields": ["A"],
-                  "atoms": [{{"op": "null", "field": 0}}],
-                  "rules": [{{"id": "r", "condition": {condition}}}]}}"#
-            )
+            test_program(r#"["A"]"#, r#"[{"op": "null", "field": 0}]"#, &[&condition])
         };
         let condition = |n| Program::from_json(&program(n)).unwrap().rules.remove(0).condition;
         assert!(condition(MAX_DEPTH - 1).is_ok());

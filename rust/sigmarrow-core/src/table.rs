@@ -13,7 +13,6 @@ use regex_automata::meta;
 
 use crate::casefold::{fold, fold_into};
 use crate::column::{Num, Value};
-use crate::error::{Error, Result};
 use crate::program::{Anchor, Atom, AtomId, Cmp, Number, TimePart};
 use crate::regex::CompiledCheck;
 use crate::scratch::ValueScratch;
@@ -187,13 +186,13 @@ impl AnchoredTest {
 }
 
 /// An IPv4 or IPv6 network.
-struct Network {
+pub(crate) struct Network {
     addr: IpAddr,
     prefix: u32,
 }
 
 impl Network {
-    fn parse(s: &str) -> Option<Network> {
+    pub fn parse(s: &str) -> Option<Network> {
         let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
         let addr: IpAddr = addr.parse().ok()?;
         let bits = if addr.is_ipv4() { 32 } else { 128 };
@@ -277,7 +276,7 @@ pub(crate) struct FieldTable {
 
 impl FieldTable {
     /// Adds one atom other than a glob or regex (see [`FieldTable::add_check`]).
-    pub fn add(&mut self, id: AtomId, atom: &Atom) -> Result<()> {
+    pub fn add(&mut self, id: AtomId, atom: &Atom) {
         match atom {
             // The automaton cannot hold an empty literal: it sits in every value, and is the
             // whole of an empty one.
@@ -290,13 +289,7 @@ impl FieldTable {
             }
             Atom::Glob { .. } | Atom::Re { .. } => unreachable!("checks are added compiled"),
             Atom::Cidr { network, .. } => {
-                let net = Network::parse(network).ok_or_else(|| {
-                    Error::malformed(
-                        format!("atoms[{}].network", id.0),
-                        format!("bad network {network:?}"),
-                    )
-                })?;
-                self.cidrs.push((id, net));
+                self.cidrs.push((id, Network::parse(network).expect("checked with the program")))
             }
             Atom::Num { cmp, value, .. } => self.numbers.push((id, *cmp, *value)),
             Atom::Bool { value, .. } => self.booleans.push((id, *value)),
@@ -305,7 +298,6 @@ impl FieldTable {
             Atom::Exists { .. } => self.exists.push(id),
             Atom::FieldRef { .. } => unreachable!("field references are evaluated across columns"),
         }
-        Ok(())
     }
 
     /// Adds a compiled glob or regex; `slot` numbers regex caches across all tables.
