@@ -21,13 +21,14 @@ import sigmarrow
 import test_scan
 from pyarrow import feather
 from sigmarrow.scan import scan
-from test_scan import EXAMPLES, IMAGES, PORTABLE_RULE, REPO, expected_rows, rule_file
+from test_scan import EXAMPLES, IMAGES, PORTABLE_RULE, expected_rows, rule_file
 
 # The fixtures of the scan tests.
 sigscan = test_scan.sigscan
 sysmon_parquet = test_scan.sysmon_parquet
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+# The package these tests imported (installed, or the sources with their built extension).
+ENV = {**os.environ, "PYTHONPATH": str(Path(sigmarrow.__file__).resolve().parents[1])}
 
 
 def big_parquet(path: Path, rows: int = 1_000_000) -> Path:
