@@ -36,16 +36,21 @@ impl AtomBits {
         AtomBits { sets: vec![None; atoms], touched: vec![], spare: vec![] }
     }
 
-    pub fn set(&mut self, atom: AtomId, row: usize) {
+    /// `atom`'s set, taken from the spares (all zero) when it has none yet.
+    #[inline]
+    fn set_of(&mut self, atom: AtomId) -> &mut [u64; WORDS] {
         let slot = &mut self.sets[atom.index()];
-        let set = match slot {
+        match slot {
             Some(set) => set,
             None => {
                 self.touched.push(atom);
                 slot.insert(self.spare.pop().unwrap_or_else(|| Box::new([0; WORDS])))
             }
-        };
-        set[row / 64] |= 1 << (row % 64);
+        }
+    }
+
+    pub fn set(&mut self, atom: AtomId, row: usize) {
+        self.set_of(atom)[row / 64] |= 1 << (row % 64);
     }
 
     /// Sets the bits of `words` (rows of the chunk, 64 per word) in `atom`'s set.
@@ -53,15 +58,7 @@ impl AtomBits {
         if words.iter().all(|&w| w == 0) {
             return;
         }
-        let slot = &mut self.sets[atom.index()];
-        let set = match slot {
-            Some(set) => set,
-            None => {
-                self.touched.push(atom);
-                slot.insert(self.spare.pop().unwrap_or_else(|| Box::new([0; WORDS])))
-            }
-        };
-        set.iter_mut().zip(words).for_each(|(s, w)| *s |= w);
+        self.set_of(atom).iter_mut().zip(words).for_each(|(s, w)| *s |= w);
     }
 
     pub fn get(&self, atom: AtomId) -> Option<&[u64; WORDS]> {
