@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
-from sigmarrow.cli import main
+from sigmarrow.cli import main, run_guarded
 
 GOOD_RULE = (
     Path(__file__).resolve().parents[1] / "examples/rules/proc_creation_win_cloudflared_portable_execution.yml"
@@ -394,3 +396,25 @@ def test_subprocess_reports_a_corrupt_file_without_traceback(tmp_path, rules, go
         and str(bad) in proc.stderr
     )
     assert not (tmp_path / "hits.parquet").exists()
+
+
+def test_signal_turned_into_another_error_by_a_library_is_still_the_signal(capsys):
+    # What CI met: SIGHUP arrived inside numpy, which turned our Terminated into a TypeError.
+    def run() -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(5)
+        except KeyboardInterrupt as exc:
+            raise TypeError("Cannot compare structured arrays") from exc
+        return 0
+
+    assert run_guarded("sigmarrow scan", run) == 128 + signal.SIGHUP
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_an_error_without_a_signal_is_reported_as_a_bug(capsys):
+    def run() -> int:
+        raise TypeError("boom")
+
+    assert run_guarded("sigmarrow scan", run) == 3
+    assert "internal error: TypeError: boom" in capsys.readouterr().err

@@ -109,22 +109,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser(argv).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    prog = f"sigmarrow {args.command}"
+    return run_guarded(f"sigmarrow {args.command}", lambda: int(args._run(args)))
+
+
+def run_guarded(prog: str, run: Callable[[], int]) -> int:
+    """Run one command, turning what it raises into a message and an exit status."""
+    received: list[int] = []
     try:
-        with _signals_interrupt():
-            return int(args._run(args))
+        with _signals_interrupt(received):
+            return run()
     except KeyboardInterrupt as exc:
-        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
-            print(f"\n{prog}: interrupted", file=sys.stderr)
-        return 128 + getattr(exc, "signum", signal.SIGINT)
+        return _interrupted(prog, getattr(exc, "signum", signal.SIGINT))
     except BrokenPipeError:
         # The reader of our stdout went away (`... --output - | head`): stop quietly.
         _silence_stdout()
         return EXIT_INTERRUPTED + 11  # 141, as a shell reports SIGPIPE
-    except SigmarrowError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - the one place that turns any error into a message
+        if received:
+            # Library code caught our Terminated and raised its own error instead (numpy turns
+            # an exception raised mid-comparison into a TypeError): it is still the signal.
+            return _interrupted(prog, received[0])
+        if isinstance(exc, SigmarrowError):
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if os.environ.get("SIGMARROW_DEBUG"):
             traceback.print_exc()
         else:
@@ -145,18 +152,27 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # a second one must not interrupt the clean-up
-    raise Terminated(signum)
+def _interrupted(prog: str, signum: int) -> int:
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+    return 128 + signum
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def _signals_interrupt(received: list[int]) -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated; `received` records them, for when a library turns
+    that exception into another one."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may handle signals
         return
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signum, signal.SIG_IGN)  # a second one must not interrupt the clean-up
+        received.append(signum)
+        raise Terminated(signum)
+
     signals = (signal.SIGTERM, signal.SIGHUP)
-    previous = [signal.signal(s, _terminate) for s in signals]
+    previous = [signal.signal(s, terminate) for s in signals]
     try:
         yield
     finally:
