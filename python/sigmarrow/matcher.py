@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -126,7 +125,8 @@ class Matcher:
             self._engine = _engine.Engine(text.decode(), **self.options)
         except UnicodeDecodeError as e:
             raise ProgramError(f"not a compiled program: not UTF-8 ({e})") from None
-        program = program or Program.from_json(text)
+        if program is None:
+            program = Program.from_json(text)
         rejected = dict(self._engine.rule_errors())
         if rejected:  # regexes the engine cannot compile, conditions nested too deep
             program = _without_rules(program, rejected)
@@ -172,7 +172,7 @@ class Matcher:
     def atom_triggers(atom: dict[str, Any]) -> list[str] | None:
         """The trigger literals of a glob or regex atom: the engine runs the check only on
         values holding one of them (none: on every value). None for other atoms."""
-        return _engine.check_triggers(json.dumps(atom))
+        return _engine.check_triggers(orjson.dumps(atom).decode())
 
     # --- serialization: the program travels, never the YAML ---
     def to_bytes(self) -> bytes:
