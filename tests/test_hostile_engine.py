@@ -15,19 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
+from test_engine_api import RULE
 
 # The child imports the sigmarrow this test run imported.
 PYTHONPATH = os.pathsep.join([str(Path(sigmarrow.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
-
-RULE = r"""
-title: Whoami
-id: 11111111-0000-0000-0000-000000000001
-logsource: {category: process_creation, product: windows}
-detection:
-  sel:
-    Image|endswith: '\whoami.exe'
-  condition: sel
-"""
 
 
 def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

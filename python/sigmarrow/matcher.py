@@ -113,7 +113,8 @@ class Matcher:
             self._engine = _engine.Engine(text.decode(), **self.options)
         except UnicodeDecodeError as e:
             raise ProgramError(f"not a compiled program: not UTF-8 ({e})") from None
-        program = program or Program.from_json(text)
+        if program is None:
+            program = Program.from_json(text)
         rejected = dict(self._engine.rule_errors())
         if rejected:  # regexes the engine cannot compile, conditions nested too deep
             program = _without_rules(program, rejected)

@@ -128,7 +128,7 @@ fn each_between_offsets<'a, O: OffsetSizeTrait>(
 }
 
 /// What is wrong with a string column: its layout, or a value (its bytes).
-enum Invalid {
+pub(crate) enum Invalid {
     Layout(String),
     Utf8(Vec<u8>),
 }
@@ -152,7 +152,7 @@ impl Invalid {
     }
 }
 
-fn check_between_offsets<O: OffsetSizeTrait>(
+pub(crate) fn check_between_offsets<O: OffsetSizeTrait>(
     offsets: &[O],
     data: &[u8],
 ) -> std::result::Result<(), Invalid> {

@@ -25,6 +25,9 @@ mod casefold;
 mod casefold_table;
 mod column;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod matcher;
 mod plan;
 pub mod program;

@@ -421,8 +421,8 @@ fn check_expr(expr: &Expr, natoms: usize) -> std::result::Result<(), String> {
 }
 
 /// A complete program of `fields` and `atoms` (JSON texts) and one rule per condition, for
-/// tests.
-#[cfg(test)]
+/// tests and fuzzing.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn test_program(fields: &str, atoms: &str, conditions: &[&str]) -> String {
     let rules: Vec<String> = (conditions.iter().enumerate())
         .map(|(i, c)| {
