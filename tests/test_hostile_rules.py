@@ -87,3 +87,12 @@ def test_errors_pysigma_collected_on_a_collection_are_reported() -> None:
     m = sigmarrow.compile(collection)
     assert [r.title for r in m.rules] == ["good"]
     assert len(m.errors) == 1 and m.errors[0].rule_id == "11111111-2222-3333-4444-555555555555"
+
+
+def test_a_huge_regex_is_not_echoed_whole_in_its_error() -> None:
+    words = "|".join(f"word{i}x" for i in range(120_000))  # 1.3 MB, past the regex size limit
+    m = _compile(f"    s: {{A|re: '({words})'}}\n    condition: s\n")
+    (error,) = m.errors
+    assert "exceeds size limit" in error.reason
+    assert f"... ({len(words) + 2:,}".replace(",", "") in error.reason
+    assert len(str(error)) < 1_000

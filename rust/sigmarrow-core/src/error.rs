@@ -15,7 +15,7 @@ pub enum Error {
     #[error("expected a {FORMAT} of version {VERSION}, got {format:?} version {version}")]
     Version { format: String, version: u32 },
     /// A regex atom the engine cannot compile: the rules using it are disabled.
-    #[error("regex '{pattern}' does not compile: {reason}")]
+    #[error("regex '{}' does not compile: {reason}", shortened(pattern))]
     Regex { pattern: String, reason: String },
     /// A condition nested deeper than the engine runs: the rule is disabled.
     #[error("its condition is nested deeper than {limit} levels (and, or, not)")]
@@ -41,3 +41,17 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The longest pattern an error message quotes whole.
+const QUOTED_PATTERN_CHARS: usize = 200;
+
+/// A pattern as an error quotes it: a megabyte regex must not become a megabyte message.
+fn shortened(pattern: &str) -> String {
+    match pattern.char_indices().nth(QUOTED_PATTERN_CHARS) {
+        None => pattern.to_owned(),
+        Some((end, _)) => {
+            let total = pattern.chars().count();
+            format!("{}... ({total} characters)", &pattern[..end])
+        }
+    }
+}
