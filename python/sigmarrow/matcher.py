@@ -73,6 +73,8 @@ def _without_rules(program: Program, reasons: dict[int, str]) -> Program:
     ]
     kept.data["errors"] = [*program.errors, *rejected]
     kept.data["skipped"] = program.data.get("skipped", [])
+    if program.mapped_fields:
+        kept.data["mapped_fields"] = program.mapped_fields
     return kept
 
 
