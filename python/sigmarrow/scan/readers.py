@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from sigmarrow.columns import bind, is_string
 from sigmarrow.errors import DataError
+from sigmarrow.scan.encodings import dictionary_columns
 from sigmarrow.scan.inputs import InputFile, reason
 from sigmarrow.scan.timerange import TimeRange
 
@@ -132,6 +133,10 @@ def _read_parquet(
         meta = pf.metadata
         tracker.total_rows = meta.num_rows
         columns = projection.columns(schema)
+        # Text the file stores as dictionaries is read as dictionaries (docs/scan.md).
+        dictionaries = dictionary_columns(handle, [c for c in columns if _text(schema.field(c))])
+        if dictionaries:
+            pf = pq.ParquetFile(handle, metadata=meta, read_dictionary=dictionaries)
         window = projection.time_range
         keep = window.row_groups(meta, schema) if window else [True] * meta.num_row_groups
         first, read_any = 0, False  # the row the row group starts at
@@ -161,6 +166,11 @@ def _read_parquet(
             first += rows
         if not read_any:
             yield 0, _no_rows(schema, columns)
+
+
+def _text(field: pa.Field) -> bool:
+    """Whether a column holds text that is not a dictionary already."""
+    return is_string(field.type) and not pa.types.is_dictionary(field.type)
 
 
 def _no_rows(schema: pa.Schema, columns: list[str]) -> pa.RecordBatch:
