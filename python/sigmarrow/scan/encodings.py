@@ -45,7 +45,11 @@ _FOOTER: _Spec = {
             _META_DATA: {
                 _ENCODINGS: _SCALAR,
                 _PATH: _SCALAR,
-                _ENCODING_STATS: {_PAGE_TYPE: _SCALAR, _PAGE_ENCODING: _SCALAR, _PAGE_COUNT: _SCALAR},
+                _ENCODING_STATS: {
+                    _PAGE_TYPE: _SCALAR,
+                    _PAGE_ENCODING: _SCALAR,
+                    _PAGE_COUNT: _SCALAR,
+                },
             }
         }
     }
