@@ -1,7 +1,8 @@
 """Readers: each yields the record batches of one file, in file order, with the row of the
 file each starts at, reading only the columns the scan needs (and, with a time range, only
-the Parquet row groups that may hold it); :func:`read` adds the file's partition columns and
-reads one batch ahead in a thread while the engine matches the previous one."""
+the Parquet row groups that may hold it; Parquet text that the file dictionary-encodes
+throughout as dictionaries, :mod:`.encodings`); :func:`read` adds the file's partition
+columns and reads one batch ahead in a thread while the engine matches the previous one."""
 
 from __future__ import annotations
 
