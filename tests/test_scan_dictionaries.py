@@ -9,7 +9,6 @@ across files that differ in encoding, and the hits are those of the reference ev
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -21,11 +20,10 @@ from lake import compile_with_rules, reference_hits
 from sigmarrow.scan import TimeRange, discover_inputs, scan
 from sigmarrow.scan.encodings import dictionary_columns
 from sigmarrow.scan.readers import FileProgress, Projection, read
+from test_bench_tools import CMD_ECHO, POWERSHELL, generate
 from test_scan_inputs import corrupt_row_group
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benches"))  # the benches are scripts there, not a package
-import generate
 
 RULES = {
     "system_services.yml": r"""
@@ -40,32 +38,8 @@ detection:
     condition: selection
 level: low
 """,
-    "cmd_echo.yml": r"""
-title: Cmd echo redirect
-id: 00000000-0000-4000-8000-0000000000d2
-logsource: {category: process_creation, product: windows}
-detection:
-    selection:
-        Image|endswith: '\cmd.exe'
-        CommandLine|contains|all: [' echo ', ' > ']
-    filter:
-        User|startswith: 'NT AUTHORITY'
-    condition: selection and not filter
-level: medium
-""",
-    "powershell.yml": r"""
-title: PowerShell with a script file
-id: 00000000-0000-4000-8000-0000000000d3
-logsource: {category: process_creation, product: windows}
-detection:
-    selection_img:
-        - Image|endswith: '\powershell.exe'
-        - OriginalFileName: 'PowerShell.EXE'
-    selection_cli:
-        CommandLine|re: '(?i)-file\s+\S+\.ps1'
-    condition: all of selection_*
-level: high
-""",
+    "cmd_echo.yml": CMD_ECHO,
+    "powershell.yml": POWERSHELL,
     "no_description.yml": r"""
 title: Medium integrity without a description
 id: 00000000-0000-4000-8000-0000000000d4
