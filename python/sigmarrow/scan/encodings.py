@@ -17,7 +17,7 @@ its ``encodings`` have a dictionary encoding and nothing else that data pages ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["dictionary_columns"]
@@ -56,7 +56,7 @@ _FOOTER: _Spec = {
 }
 
 
-def dictionary_columns(handle: Any, names: Iterable[str]) -> list[str]:
+def dictionary_columns(handle: Any, names: Sequence[str]) -> list[str]:
     """Those of the top-level columns ``names`` that are dictionary-encoded in every row
     group of the Parquet file open in ``handle`` (a pyarrow random-access file). A footer
     it cannot read (encrypted) gives none: the columns are read as they are stored."""
