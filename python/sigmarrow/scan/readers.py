@@ -135,7 +135,9 @@ def _read_parquet(
         tracker.total_rows = meta.num_rows
         columns = projection.columns(schema)
         # Text the file stores as dictionaries is read as dictionaries (docs/scan.md).
-        dictionaries = dictionary_columns(handle, [c for c in columns if _text(schema.field(c))])
+        projected = set(columns)
+        text = [f.name for f in schema if f.name in projected and _text(f)]
+        dictionaries = dictionary_columns(handle, text)
         if dictionaries:
             pf = pq.ParquetFile(handle, metadata=meta, read_dictionary=dictionaries)
         window = projection.time_range
