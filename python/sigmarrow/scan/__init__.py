@@ -22,7 +22,8 @@ How it works, and why, one module each:
 * :mod:`.readers` reads only the columns the rules reference (``Matcher.fields`` that the
   file has, struct columns for dotted paths, the requested ones, and every string column
   when a rule has keywords, which search all of them), in batches, one file at a time, one
-  batch read ahead while the engine matches the previous one.
+  batch read ahead while the engine matches the previous one; Parquet text that the file
+  dictionary-encodes throughout is read as dictionaries (:mod:`.encodings`).
 * :mod:`.hits` turns the engine's (row, rule) pairs into hit rows, in one schema decided
   before the first hit for the formats that store one, each with its event's time and host.
 * :mod:`.writers` streams them into the output, under a temporary name renamed at the end,

@@ -1,7 +1,8 @@
 """Readers: each yields the record batches of one file, in file order, with the row of the
 file each starts at, reading only the columns the scan needs (and, with a time range, only
-the Parquet row groups that may hold it); :func:`read` adds the file's partition columns and
-reads one batch ahead in a thread while the engine matches the previous one."""
+the Parquet row groups that may hold it; Parquet text that the file dictionary-encodes
+throughout as dictionaries, :mod:`.encodings`); :func:`read` adds the file's partition
+columns and reads one batch ahead in a thread while the engine matches the previous one."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from sigmarrow.columns import bind, is_string
 from sigmarrow.errors import DataError
+from sigmarrow.scan.encodings import dictionary_columns
 from sigmarrow.scan.inputs import InputFile, reason
 from sigmarrow.scan.timerange import TimeRange
 
@@ -132,6 +134,12 @@ def _read_parquet(
         meta = pf.metadata
         tracker.total_rows = meta.num_rows
         columns = projection.columns(schema)
+        # Text the file stores as dictionaries is read as dictionaries (docs/scan.md).
+        projected = set(columns)
+        text = [f.name for f in schema if f.name in projected and _text(f)]
+        dictionaries = dictionary_columns(handle, text)
+        if dictionaries:
+            pf = pq.ParquetFile(handle, metadata=meta, read_dictionary=dictionaries)
         window = projection.time_range
         keep = window.row_groups(meta, schema) if window else [True] * meta.num_row_groups
         first, read_any = 0, False  # the row the row group starts at
@@ -161,6 +169,11 @@ def _read_parquet(
             first += rows
         if not read_any:
             yield 0, _no_rows(schema, columns)
+
+
+def _text(field: pa.Field) -> bool:
+    """Whether a column holds text that is not a dictionary already."""
+    return is_string(field.type) and not pa.types.is_dictionary(field.type)
 
 
 def _no_rows(schema: pa.Schema, columns: list[str]) -> pa.RecordBatch:
