@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sigmarrow.correlation.model import CorrelationInfo, FilterInfo, quiet_rules
-    from sigmarrow.correlation.state import DEFAULT_MAX_HITS, MODES, CorrelationState
+    from sigmarrow.correlation.state import DEFAULT_MAX_MEMORY, MODES, CorrelationState
     from sigmarrow.correlation.sweep import ALERTS_SCHEMA, DROPPED_KEY
 
 _LAZY = {
     "ALERTS_SCHEMA": "sigmarrow.correlation.sweep",
     "DROPPED_KEY": "sigmarrow.correlation.sweep",
-    "DEFAULT_MAX_HITS": "sigmarrow.correlation.state",
+    "DEFAULT_MAX_MEMORY": "sigmarrow.correlation.state",
     "MODES": "sigmarrow.correlation.state",
     "CorrelationState": "sigmarrow.correlation.state",
     "CorrelationInfo": "sigmarrow.correlation.model",
@@ -29,7 +29,7 @@ _LAZY = {
 }
 __all__ = [
     "ALERTS_SCHEMA",
-    "DEFAULT_MAX_HITS",
+    "DEFAULT_MAX_MEMORY",
     "DROPPED_KEY",
     "MODES",
     "CorrelationInfo",
