@@ -294,7 +294,9 @@ def _events(corr: Correlation, hits: Hits, done: Sequence[Windows]) -> Events:
             cat([p["items"][2] for p in parts])[index],
         )
     value = cat([p["value"] for p in parts])[keep] if corr["field"] else None
-    return Events(gid[keep], time[keep], eid[keep], cat([p["ref"] for p in parts])[keep],
+    # Groups of dropped events only are gone: renumber so a group number indexes the groups.
+    kept_gid = gid[keep] if len(keep) == len(gid) else _dense(gid[keep], count)[0]
+    return Events(kept_gid, time[keep], eid[keep], cat([p["ref"] for p in parts])[keep],
                   [g[keep] for g in groups], value, items, dropped)
 
 
