@@ -133,7 +133,7 @@ def test_group_by_a_struct_path() -> None:
         ({"time_field": "When"}, DataError, "the time field 'When' is not in the data"),
         ({"mode": "sometimes"}, UsageError, "correlation mode 'sometimes'"),
         ({"evidence": -1}, UsageError, "evidence=-1"),
-        ({"max_memory": 1}, DataError, "of its base hits takes .* more than the bound of 0.0 MiB"),
+        ({"max_memory": 1}, DataError, "of its base hits takes .* more than the bound of 1 bytes"),
     ],
 )
 def test_bad_input_is_one_clear_error(kwargs: dict, error: type, message: str) -> None:

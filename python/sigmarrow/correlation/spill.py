@@ -34,9 +34,12 @@ HIT_TYPES = (pa.int64(), pa.int64(), pa.bool_(), pa.uint32())
 FIELD = "field:"  # the prefix of a field's column in a run
 #: The most partitions one correlation's hits are split into (files open at once).
 MAX_PARTITIONS = 256
-_MB = 1 << 20
 
 Batches = Callable[[], Iterator[pa.RecordBatch]]  # every gathered hit, runs first, in order
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes:,} bytes" if nbytes < 1 << 20 else f"{nbytes / (1 << 20):,.1f} MiB"
 
 
 def run_schema(field_types: dict[str, set[pa.DataType]]) -> pa.Schema:
@@ -237,7 +240,7 @@ class Partitions:
                        else "its largest groups are that large")
                 raise DataError(
                     f"correlation {self.corr['id']}: one partition of its base hits takes "
-                    f"{self.nbytes[p] / _MB:,.1f} MiB, more than the bound of {max_memory / _MB:,.1f} MiB "
+                    f"{_size(self.nbytes[p])}, more than the bound of {_size(max_memory)} "
                     f"({why}); raise max_memory (--max-correlation-memory), or correlate a smaller "
                     "time range at a time (docs/limits.md)"
                 )
@@ -304,7 +307,7 @@ def alerts_from_disk(
                 raise DataError(
                     f"correlations {', '.join(correlations[i]['id'] for i in chained)}: chained "
                     f"correlations read all their base hits at once, more than the bound of "
-                    f"{max_memory / _MB:,.1f} MiB; raise max_memory (--max-correlation-memory), "
+                    f"{_size(max_memory)}; raise max_memory (--max-correlation-memory), "
                     "or correlate a smaller time range at a time (docs/limits.md)"
                 )
             read.append(batch)

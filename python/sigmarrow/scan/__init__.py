@@ -179,14 +179,15 @@ def scan(
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
+        if state is not None:
+            with state:  # before the hits are committed: an error here leaves no output
+                table = with_sources(state.alerts(correlation_mode, evidence), loop.names)
     summary = loop.summary
     summary.seconds = time.perf_counter() - started
     if summary.files:
         summary.columns_not_found = list(loop.unfound)
     loop.tally.finish(summary)
     if state is not None:
-        with state:
-            table = with_sources(state.alerts(correlation_mode, evidence), loop.names)
         with Output(cast(str, alerts), SCAN_ALERTS_SCHEMA, stdout) as out:
             for batch in table.to_batches():
                 out.write(batch)
