@@ -61,7 +61,8 @@ class Spill:
         self.nbytes = 0  # the Arrow bytes of the hits written
         self._remove: weakref.finalize | None = None
 
-    def _folder(self) -> str:
+    def folder(self) -> str:
+        """The folder of the runs, created on first use."""
         if self.path is None:
             with _disk_errors(self._parent or tempfile.gettempdir()):
                 self.path = tempfile.mkdtemp(prefix="sigmarrow-correlation-", dir=self._parent)
@@ -70,7 +71,7 @@ class Spill:
 
     def write(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
         """One run of `batches`, each cast to `schema`."""
-        path = os.path.join(self._folder(), f"run-{len(self.runs)}.arrow")
+        path = os.path.join(self.folder(), f"run-{len(self.runs)}.arrow")
         with _disk_errors(path, remove=True), pa.OSFile(path, "wb") as sink, \
                 pa.ipc.new_stream(sink, schema) as writer:
             for batch in batches:

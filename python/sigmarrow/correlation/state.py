@@ -203,5 +203,5 @@ class CorrelationState:
             yield from self.spill.batches()
             yield from (c.batch() for c in self._chunks)
 
-        return alerts_from_disk(self.correlations, batches, self.spill.path, self.spill.nbytes + self._held,
+        return alerts_from_disk(self.correlations, batches, self.spill.folder(), self.spill.nbytes + self._held,
                                 (self.max_memory, self.spill_at), mode, evidence)
