@@ -133,6 +133,7 @@ def test_group_by_a_struct_path() -> None:
         ({"time_field": "When"}, DataError, "the time field 'When' is not in the data"),
         ({"mode": "sometimes"}, UsageError, "correlation mode 'sometimes'"),
         ({"evidence": -1}, UsageError, "evidence=-1"),
+        ({"max_memory": 0}, UsageError, "max_memory=0: expected a number of bytes, at least 1"),
         ({"max_memory": 1}, DataError, "of its base hits takes .* more than the bound of 1 bytes"),
     ],
 )

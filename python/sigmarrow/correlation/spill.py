@@ -283,53 +283,62 @@ def _renumbered(correlations: Sequence[Correlation], chosen: list[int]) -> list[
     return out  # type: ignore[return-value]
 
 
+def _read_back(batches: Batches, chained: Sequence[Correlation], max_memory: int) -> Hits:
+    """All the hits chained correlations read, within the bound."""
+    held, read = 0, []
+    for batch in _selected(batches, chained):
+        held += batch.nbytes
+        if held > max_memory:
+            raise DataError(
+                f"correlations {', '.join(c['id'] for c in chained)}: chained correlations read "
+                f"all their base hits at once, more than the bound of {_size(max_memory)}; raise "
+                "max_memory (--max-correlation-memory), or correlate a smaller time range at a "
+                "time (docs/limits.md)"
+            )
+        read.append(batch)
+    return _hits(read, _columns(chained))
+
+
+def _partitioned(corr: Correlation, batches: Batches, folder: str, count: int, max_memory: int,
+                 mode: str, limit: int | None) -> tuple[pa.Table, dict[str, int]]:
+    """One correlation's alerts and dropped counts, partition by partition."""
+    with _disk_errors(folder):
+        own = tempfile.mkdtemp(prefix="partitions-", dir=folder)
+    try:
+        parts = Partitions(corr, batches, own, count if corr["group_by"] else 1)
+        found, dropped = [], {"no_time": 0, "no_group": 0}
+        for part in parts.tables(max_memory):
+            [(table, counts)] = correlation_tables([corr], _hits(part.to_batches(), _columns([corr])),
+                                                    mode, limit)
+            found.append(table)
+            dropped = {k: dropped[k] + v for k, v in counts.items()}
+        return _in_order(found, corr["group_by"]), dropped
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 def alerts_from_disk(
     correlations: Sequence[Correlation],
     batches: Batches,
     folder: str,
     nbytes: int,
-    bounds: tuple[int, int],
+    max_memory: int,
+    spill_at: int,
     mode: str,
     limit: int | None,
 ) -> pa.Table:
     """The alerts `alerts_table` computes, from `batches` (hits of `nbytes` Arrow bytes, partly
-    on disk) with at most `max_memory` bytes of hits read back at a time; partitions aim at a
-    quarter of `spill_at` (`bounds`: (max_memory, spill_at))."""
-    max_memory, spill_at = bounds
-    tables: list[pa.Table | None] = [None] * len(correlations)
-    dropped: list[dict[str, int]] = [{"no_time": 0, "no_group": 0} for _ in correlations]
+    on disk) with at most `max_memory` bytes of hits read back at a time; partitions (files
+    under `folder`) aim at a quarter of `spill_at`."""
+    results: list[tuple[pa.Table | None, dict[str, int]]] = [(None, {})] * len(correlations)
     chained = _chained(correlations)
     if chained:
         subset = _renumbered(correlations, chained)
-        held, read = 0, []
-        for batch in _selected(batches, subset):
-            held += batch.nbytes
-            if held > max_memory:
-                raise DataError(
-                    f"correlations {', '.join(correlations[i]['id'] for i in chained)}: chained "
-                    f"correlations read all their base hits at once, more than the bound of "
-                    f"{_size(max_memory)}; raise max_memory (--max-correlation-memory), "
-                    "or correlate a smaller time range at a time (docs/limits.md)"
-                )
-            read.append(batch)
-        results = correlation_tables(subset, _hits(read, _columns(subset)), mode, limit)
-        for i, (table, counts) in zip(chained, results):
-            tables[i], dropped[i] = table, counts
-    count = min(MAX_PARTITIONS, max(1, math.ceil(4 * nbytes / max(spill_at, 1))))
+        for i, result in zip(chained, correlation_tables(subset, _read_back(batches, subset, max_memory),
+                                                         mode, limit)):
+            results[i] = result
+    count = min(MAX_PARTITIONS, max(1, math.ceil(4 * nbytes / spill_at)))
     for i, corr in enumerate(correlations):
-        if i in chained:
-            continue
-        with _disk_errors(folder):
-            corr_folder = tempfile.mkdtemp(prefix="partitions-", dir=folder)
-        try:
-            parts = Partitions(corr, batches, corr_folder, count if corr["group_by"] else 1)
-            found = []
-            for part in parts.tables(max_memory):
-                [(table, counts)] = correlation_tables([corr], _hits(part.to_batches(), _columns([corr])),
-                                                        mode, limit)
-                found.append(table)
-                dropped[i] = {k: dropped[i][k] + v for k, v in counts.items()}
-            tables[i] = _in_order(found, corr["group_by"])
-        finally:
-            shutil.rmtree(corr_folder, ignore_errors=True)
-    return assemble(correlations, tables, dropped)
+        if i not in chained:
+            results[i] = _partitioned(corr, batches, folder, count, max_memory, mode, limit)
+    return assemble(correlations, [t for t, _ in results], [d for _, d in results])

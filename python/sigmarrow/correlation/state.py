@@ -84,6 +84,9 @@ class CorrelationState:
         self.time_field = time_field
         #: The columns tried for the event time when `time_field` is not given, in order.
         self.time_fields = tuple(time_fields)
+        for name, value in (("max_memory", max_memory), ("spill_at", spill_at)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name}={value!r}: expected a number of bytes, at least 1")
         self.max_memory = max_memory
         self.spill_at = max_memory if spill_at is None else spill_at
         self.spill = Spill(spill_dir)
@@ -203,5 +206,6 @@ class CorrelationState:
             yield from self.spill.batches()
             yield from (c.batch() for c in self._chunks)
 
-        return alerts_from_disk(self.correlations, batches, self.spill.folder(), self.spill.nbytes + self._held,
-                                (self.max_memory, self.spill_at), mode, evidence)
+        held = self.spill.nbytes + self._held
+        return alerts_from_disk(self.correlations, batches, self.spill.folder(), held,
+                                self.max_memory, self.spill_at, mode, evidence)
