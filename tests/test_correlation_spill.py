@@ -19,7 +19,7 @@ import yaml
 from correlation_cases import CASES, CorrelationCase, base, corr, ev
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sigmarrow.correlation import DROPPED_KEY, CorrelationState
+from sigmarrow.correlation import DEFAULT_MAX_MEMORY, DROPPED_KEY, CorrelationState
 from sigmarrow.correlation.spill import folded_hashes
 from sigmarrow.errors import DataError
 from test_correlation import event_table, merged_view, reference_alerts
@@ -28,12 +28,12 @@ from test_correlation_properties import every_view, rule_set
 
 
 def gathered(rules_yaml: str, batches: list[pa.RecordBatch], folder: Path | None,
-             time_field: str | None = None, **bounds: int) -> CorrelationState:
+             time_field: str | None = None, max_memory: int = DEFAULT_MAX_MEMORY) -> CorrelationState:
     """A state fed `batches`; with `folder`, spilling after every batch into it."""
     m = sigmarrow.compile(rules_yaml)
     assert not m.errors, m.errors
-    spill = {"spill_dir": str(folder), "spill_at": 1} if folder else {}
-    state = CorrelationState(m.program.correlations, time_field, **spill, **bounds)  # type: ignore[arg-type]
+    state = CorrelationState(m.program.correlations, time_field, max_memory,
+                             spill_dir=str(folder) if folder else None, spill_at=1 if folder else None)
     for batch in batches:
         state.add(batch, *m.match_indices(batch))
     return state

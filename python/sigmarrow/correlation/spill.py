@@ -45,7 +45,7 @@ def _size(nbytes: int) -> str:
 def run_schema(field_types: dict[str, set[pa.DataType]]) -> pa.Schema:
     """The schema of a run: a field keeps its type when every chunk has it (a dictionary
     stays one), and is plain text otherwise."""
-    fields = [(FIELD + n, t.pop() if len(t) == 1 else pa.string()) for n, t in field_types.items()]
+    fields = [(FIELD + n, next(iter(t)) if len(t) == 1 else pa.string()) for n, t in field_types.items()]
     return pa.schema([*zip(HIT_COLUMNS, HIT_TYPES), *fields])
 
 
