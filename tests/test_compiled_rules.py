@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,6 +70,41 @@ def test_second_scan_of_the_same_rules_uses_the_cache(capsys, tmp_path, private_
     assert {h["level"] for h in third[1] if h["rule_title"] == "Cloudflared Tunnel Execution"} == {"high"}
     assert "compiled in" in _scan(capsys, rules, "-i", EXAMPLE_DATA, "-o", "-", "--level", "high")[2]
     assert "compiled in" in _scan(capsys, rules, "-i", EXAMPLE_DATA, "-o", "-", "--no-cache")[2]
+
+
+# A child process tells whether the scan imported pySigma (what a cache hit never needs: its
+# import and a plugin pipeline's load took most of a cached start).
+_SCAN_REPORTING_IMPORTS = """
+import sys
+from sigmarrow.cli import main
+code = main(sys.argv[1:])
+print("pysigma imported:", "sigma" in sys.modules, "exit", code, file=sys.stderr)
+"""
+
+
+def test_a_cached_scan_neither_imports_pysigma_nor_loses_the_pipelines_mappings(
+    tmp_path, private_cache
+) -> None:
+    data = tmp_path / "edr.parquet"
+    pq.write_table(
+        pa.table({"EventID": [1], "Image": ["C:\\Users\\x\\cloudflared.exe"], "dvc": ["edr-a"]}),
+        data,
+    )
+    mapping = tmp_path / "edr.yml"
+    mapping.write_text(
+        "name: edr fields\npriority: 30\ntransformations:\n"
+        "  - id: edr_fields\n    type: field_name_mapping\n    mapping:\n      Computer: dvc\n"
+    )
+    package = Path(sigmarrow.__file__).resolve().parents[1]  # the sigmarrow these tests import
+    env = {**os.environ, "PYTHONPATH": str(package), "XDG_CACHE_HOME": str(private_cache.parent)}
+    argv = [sys.executable, "-c", _SCAN_REPORTING_IMPORTS, "scan", str(EXAMPLES), "-i", str(data),
+            "-p", str(mapping), "-o", "-"]
+    runs = [subprocess.run(argv, check=True, env=env, capture_output=True, text=True) for _ in range(2)]
+    assert ["rules: 3 compiled in" in runs[0].stderr, "rules: 3 from the cache in" in runs[1].stderr] == [True, True]
+    assert ["pysigma imported: True exit 0" in runs[0].stderr,
+            "pysigma imported: False exit 0" in runs[1].stderr] == [True, True], runs[1].stderr
+    hits = [json.loads(line) for line in runs[1].stdout.splitlines()]
+    assert runs[1].stdout == runs[0].stdout and [h["host"] for h in hits] == ["edr-a"]
 
 
 def test_a_corrupt_cache_entry_is_compiled_again(capsys, tmp_path, private_cache) -> None:

@@ -5,6 +5,7 @@ import pickle
 import pyarrow as pa
 import pytest
 import sigmarrow
+import yaml
 
 RULE = r"""
 title: Whoami
@@ -197,3 +198,29 @@ def test_sparse_string_columns_across_chunks() -> None:
             for row, rule_id in zip(hits["row"].to_pylist(), hits["rule_id"].to_pylist(), strict=True):
                 got[rule_id[-1]].append(row)
             assert got == expected, (typ, options)
+
+
+def test_a_rule_the_engine_rejects_keeps_the_correlations_and_filters_of_the_others():
+    from correlation_cases import base, corr, ev
+
+    lookahead = base("bad", 3, detection={"s": {"Image|re": "a(?=b)"}, "condition": "s"})
+    quiet = {"title": "quiet", "name": "quiet", "logsource": {"product": "test"},
+             "filter": {"rules": ["a"], "selection": {"Host": "other"}, "condition": "not selection"}}
+    docs = [base("b", 2), lookahead, base("a"), corr("burst", "event_count", ["a"]),
+            corr("reads-bad", "event_count", ["bad"]), corr("top", "event_count", ["reads-bad"]),
+            corr("pair", "temporal", ["b", "burst"], generate=True), quiet]
+    m = sigmarrow.compile(yaml.safe_dump_all(docs, sort_keys=False))
+    assert [r.title for r in m.rules] == ["b", "a"]
+    assert {e.title: e.reason for e in m.errors if e.title != "bad"} == {
+        "reads-bad": "references rule bad, which the engine rejected",
+        "top": "references correlation reads-bad, which failed",
+    }
+    assert [c.id for c in m.correlations] == ["burst", "pair"]
+    assert [(f.title, f.touched) for f in m.filters] == [("quiet", [m.rules[1].id])]
+    events = pa.Table.from_pylist([ev(0, 2), ev(1), ev(2), ev(3, Host="other"), ev(3.5)])
+    alerts = m.correlate(events, mode="every")
+    # burst: 2 events of rule a on one host within 5 s (the filter drops host "other"'s);
+    # pair: b and a burst within 5 s, and it reports burst's alerts (generate).
+    assert sorted(zip(alerts["correlation_id"].to_pylist(), alerts["metric"].to_pylist())) == [
+        ("burst", 2.0), ("burst", 3.0), ("pair", 2.0), ("pair", 2.0)
+    ]

@@ -103,4 +103,6 @@ def compile(
     loaded = load_rules(sources, pipeline, logsource, unrouted, select, filters)
     errors = list(loaded.errors)
     program = compile_rules(loaded.rules, errors, loaded.skipped, loaded.correlations, loaded.filters)
+    if loaded.mapped_fields:
+        program.data["mapped_fields"] = loaded.mapped_fields
     return Matcher(program)

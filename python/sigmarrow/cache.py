@@ -24,6 +24,7 @@ from typing import Any
 
 from sigmarrow.errors import ProgramError, UsageError
 from sigmarrow.program import FORMAT
+from sigmarrow.rulefiles import rule_files
 
 #: Entries kept in the cache folder; the oldest beyond this are removed.
 MAX_ENTRIES = 32
@@ -61,8 +62,6 @@ def _version(package: str) -> str:
 
 
 def _rule_files(sources: Sequence[str | Path]) -> list[Path] | None:
-    from sigmarrow.rules import rule_files
-
     files: list[Path] = []
     for source in sources:
         path = Path(source)
@@ -86,8 +85,6 @@ def _code_digest() -> str:
 def cache_key(sources: Sequence[str | Path], settings: dict[str, Any]) -> str | None:
     """The key of a compile of rule files with these settings (pipelines, log sources,
     selection, ...), or None when the sources are not all files and folders."""
-    from sigmarrow.pipelines import builtin_pipeline
-
     files = _rule_files(sources)
     if files is None:
         return None
@@ -99,10 +96,10 @@ def cache_key(sources: Sequence[str | Path], settings: dict[str, Any]) -> str | 
         if d.metadata["Name"] and d.metadata["Name"].lower().startswith("pysigma")
     )
     digest.update(repr((_code_digest(), plugins, sorted(settings.items(), key=str))).encode())
+    # Pipeline files by content; the built-in ones are in the code digest already.
     for pipeline in settings.get("pipeline") or ():
-        path = builtin_pipeline(pipeline) or Path(pipeline)
-        if path.is_file():
-            digest.update(path.read_bytes())
+        if Path(pipeline).is_file():
+            digest.update(Path(pipeline).read_bytes())
     filters = _rule_files(settings.get("filters") or ())
     if filters is None:
         return None

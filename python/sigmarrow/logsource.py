@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from sigma.processing.conditions import LogsourceCondition
-from sigma.processing.pipeline import ProcessingPipeline
-from sigma.processing.transformations import AddConditionTransformation
-from sigma.rule import SigmaLogSource, SigmaRuleBase
+from typing import TYPE_CHECKING
 
 from sigmarrow.errors import UsageError
+
+if TYPE_CHECKING:  # pySigma loads only where rules are read: a cached scan never needs it
+    from sigma.processing.conditions import LogsourceCondition
+    from sigma.processing.pipeline import ProcessingPipeline
+    from sigma.rule import SigmaLogSource, SigmaRuleBase
 
 _ATTRIBUTES = ("product", "category", "service")
 
@@ -94,6 +95,9 @@ def parse_logsources(
 def routes(pipeline: ProcessingPipeline | None) -> list[LogsourceCondition]:
     """The log sources a pipeline routes: the log-source conditions of its `add_condition`
     items (`EventID: 1` for process_creation, `Channel: Security` for security, ...)."""
+    from sigma.processing.conditions import LogsourceCondition
+    from sigma.processing.transformations import AddConditionTransformation
+
     if pipeline is None:
         return []
     found = []

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 import pyarrow as pa
@@ -23,7 +23,7 @@ from sigmarrow.correlation import (
     quiet_rules,
 )
 from sigmarrow.errors import DataError, ProgramError, RuleError
-from sigmarrow.program import Atom, ErrorRecord, Program
+from sigmarrow.program import Atom, Correlation, CorrelationInput, ErrorRecord, Program
 from sigmarrow.times import DEFAULT_TIME_FIELDS
 
 #: The version of sigmarrow: the Cargo workspace's, which the extension carries.
@@ -64,16 +64,56 @@ class RulePlan(NamedTuple):
 
 def _without_rules(program: Program, reasons: dict[int, str]) -> Program:
     """The program without the rules the engine rejected (and the atoms and fields only
-    they used), which join its errors with the engine's reasons."""
-    kept = program.subprogram([r for i, r in enumerate(program.rules) if i not in reasons])
+    they used), which join its errors with the engine's reasons; correlations are renumbered
+    to the rules kept, and those that read a rejected rule join the errors too."""
+    kept_rules = [i for i in range(len(program.rules)) if i not in reasons]
+    kept = program.subprogram([program.rules[i] for i in kept_rules])
     rejected: list[ErrorRecord] = [
         {"source": r["source"], "rule_id": r["id"], "title": r["title"], "reason": reasons[i]}
         for i, r in enumerate(program.rules)
         if i in reasons
     ]
-    kept.data["errors"] = [*program.errors, *rejected]
-    kept.data["skipped"] = program.data.get("skipped", [])
+    correlations, failed = _relinked(program.correlations, {old: new for new, old in enumerate(kept_rules)})
+    kept.data["errors"] = [*program.errors, *rejected, *failed]
+    for key in ("skipped", "filters", "mapped_fields"):
+        if key in program.data:
+            kept.data[key] = program.data[key]
+    if correlations:
+        kept.data["correlations"] = correlations
     return kept
+
+
+def _relinked(
+    correlations: Sequence[Correlation], rule_index: dict[int, int]
+) -> tuple[list[Correlation], list[ErrorRecord]]:
+    """Correlations whose inputs point at the new index of each rule kept (`rule_index`, old
+    to new); one reading a removed rule or a failed correlation fails, as an error record."""
+    kept: list[Correlation] = []
+    failed: list[ErrorRecord] = []
+    corr_index: dict[int, int] = {}
+
+    def kept_input(inp: CorrelationInput) -> bool:
+        return inp["rule"] in rule_index if "rule" in inp else inp["correlation"] in corr_index
+
+    for i, corr in enumerate(correlations):  # children come before their parents
+        lost = [
+            f"rule {inp['reference']}, which the engine rejected" if "rule" in inp
+            else f"correlation {inp['reference']}, which failed"
+            for inp in corr["inputs"]
+            if not kept_input(inp)
+        ]
+        if lost:
+            failed.append({"source": corr["source"], "rule_id": corr["id"], "title": corr["title"],
+                           "reason": f"references {lost[0]}"})
+            continue
+        corr_index[i] = len(kept)
+        inputs = [
+            {**inp, "rule": rule_index[inp["rule"]]} if "rule" in inp
+            else {**inp, "correlation": corr_index[inp["correlation"]]}
+            for inp in corr["inputs"]
+        ]
+        kept.append(cast(Correlation, {**corr, "inputs": inputs}))
+    return kept, failed
 
 
 def default_threads() -> int:

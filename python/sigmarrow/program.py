@@ -190,6 +190,9 @@ class ProgramData(TypedDict):
     skipped: NotRequired[list[ErrorRecord]]  # rules left out as not applicable, and why
     correlations: NotRequired[list[Correlation]]
     filters: NotRequired[list[FilterRecord]]
+    #: The names the pipeline's field mappings give each field (where a scan finds the time,
+    #: host, channel of events: ASIM's `DvcHostname` for `Computer`).
+    mapped_fields: NotRequired[dict[str, list[str]]]
 
 
 # --- expression builders: every Expr the compiler and the tools make goes through these ---
@@ -329,6 +332,10 @@ class Program:
     @property
     def filters(self) -> list[FilterRecord]:
         return self.data.get("filters", [])
+
+    @property
+    def mapped_fields(self) -> dict[str, list[str]]:
+        return self.data.get("mapped_fields", {})
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +15,13 @@ from sigma.correlations import SigmaCorrelationRule, SigmaExtendedCorrelationCon
 from sigma.exceptions import SigmaError, SigmaRuleLocation, SigmaRuleNotFoundError
 from sigma.filters import SigmaFilter
 from sigma.processing.pipeline import ProcessingPipeline
+from sigma.processing.transformations import FieldMappingTransformation
 from sigma.rule import SigmaRule, SigmaRuleBase
 
 from sigmarrow.errors import PipelineError, RuleError
 from sigmarrow.logsource import LogSource, not_applicable, parse_logsources
 from sigmarrow.program import FilterRecord
+from sigmarrow.rulefiles import RULE_SUFFIXES, rule_files
 from sigmarrow.selection import RuleSelection
 
 RuleSource = str | Path | SigmaCollection
@@ -28,7 +29,6 @@ Sources = RuleSource | Sequence[RuleSource]
 PipelineSpec = ProcessingPipeline | str | Path | Sequence[ProcessingPipeline | str | Path] | None
 LogSourceSpec = str | LogSource | Sequence[str | LogSource] | None
 
-RULE_SUFFIXES = (".yml", ".yaml")
 # Where a correlation's own condition is kept when pySigma 1.5 would reject it (a range: two
 # operators, which the specification allows); pySigma is given its first operator only.
 RANGE_KEY = "sigmarrow-condition"
@@ -45,6 +45,8 @@ class LoadedRules:
     skipped: list[RuleError] = field(default_factory=list)
     correlations: list[SigmaCorrelationRule] = field(default_factory=list)
     filters: list[FilterRecord] = field(default_factory=list)
+    #: The names the pipeline's field mappings give each field (`pipeline_field_names`).
+    mapped_fields: dict[str, list[str]] = field(default_factory=dict)
 
 
 def rule_source(rule: SigmaRuleBase) -> str | None:
@@ -60,19 +62,6 @@ def rule_key(rule: SigmaRuleBase) -> str:
 def rule_error(rule: SigmaRuleBase, reason: str) -> RuleError:
     rule_id = str(rule.id) if rule.id else None
     return RuleError(rule_source(rule), rule_id, rule.title or None, reason)
-
-
-def rule_files(path: Path) -> list[Path]:
-    """The rule files of a file or folder (recursive), in a stable order."""
-    if not path.is_dir():
-        return [path]
-    found = [
-        Path(folder, name)
-        for folder, _, names in os.walk(path)
-        for name in names
-        if name.endswith(RULE_SUFFIXES)
-    ]
-    return sorted(p for p in found if p.is_file())
 
 
 def _is_yaml_text(source: str) -> bool:
@@ -91,14 +80,14 @@ MAX_WINDASH_VARIANTS = 20_000
 _WINDASH_DASH = re.compile(r"\B[-/]\b")  # where pySigma's windash inserts its variants
 
 
-def _screen(text: str) -> str | None:
+#: PyYAML's safe loader, on libyaml when it is there: the same constructors and resolver as
+#: the pure-Python one pySigma uses, at a fraction of the cost (YAML was most of a compile).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _screen(documents: list[Any]) -> str | None:
     """Why a rule file must not reach pySigma (it would take minutes or gigabytes), or None.
-    Read with PyYAML's safe loader, as pySigma itself reads it; a file that does not load
-    is left for pySigma to report."""
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError:
-        return None
+    Aliases are shared, not copied, by the loader: loading a bomb is cheap, walking it is not."""
     sizes: dict[int, int] = {}
     total = 0
     for document in documents:
@@ -172,12 +161,13 @@ def _set_ranges_aside(doc: Any) -> Any:
 def _parse(text: str, path: Path | None) -> tuple[SigmaCollection | None, list[RuleError]]:
     """One YAML document set; parse failures become errors naming the file and rule id."""
     where = str(path) if path else None
-    problem = _screen(text)
-    if problem:
-        found = _ID.search(text)
-        return None, [RuleError(where, found.group(1) if found else None, None, problem)]
     try:
-        docs = [_set_ranges_aside(doc) for doc in yaml.safe_load_all(text)]
+        docs = list(yaml.load_all(text, Loader=_LOADER))
+        problem = _screen(docs)
+        if problem:
+            found = _ID.search(text)
+            return None, [RuleError(where, found.group(1) if found else None, None, problem)]
+        docs = [_set_ranges_aside(doc) for doc in docs]
         collection = SigmaCollection.from_dicts(
             docs, collect_errors=True, collect_filters=True, resolve_references=False
         )
@@ -284,7 +274,22 @@ def load_rules(
             errors.append(rule_error(rule, f"pipeline failed: {e}"))
             continue
         rules.append(rule)
-    return LoadedRules(rules, errors, skipped, correlations, records)
+    return LoadedRules(rules, errors, skipped, correlations, records, pipeline_field_names(processing))
+
+
+def pipeline_field_names(pipeline: ProcessingPipeline | None) -> dict[str, list[str]]:
+    """The names the field mappings of `pipeline` give each field, whatever the log sources
+    they are limited to."""
+    mapped: dict[str, list[str]] = {}
+    for item in pipeline.items if pipeline is not None else ():
+        transformation = item.transformation
+        if isinstance(transformation, FieldMappingTransformation):
+            for name, target in transformation.mapping.items():
+                targets = mapped.setdefault(name or "", [])
+                for t in [target] if isinstance(target, str) else target:
+                    if t not in targets:
+                        targets.append(t)
+    return mapped
 
 
 def _apply_filter(sigma_filter: SigmaFilter, collection: SigmaCollection, errors: list[RuleError]) -> FilterRecord:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from sigma.rule import SigmaRuleBase
+from typing import TYPE_CHECKING
 
 from sigmarrow.errors import UsageError
+
+if TYPE_CHECKING:  # a cached scan builds a selection without loading pySigma
+    from sigma.rule import SigmaRuleBase
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sigmarrow.errors import SigmarrowError, UsageError
+from sigmarrow.rulefiles import RULE_SUFFIXES
 
 if TYPE_CHECKING:
     import sigmarrow
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
     from sigmarrow.logsource import LogSource
     from sigmarrow.scan.inputs import InputFile
     from sigmarrow.selection import RuleSelection
-
-RULE_SUFFIXES = (".yml", ".yaml")
 
 
 def add_rule_arguments(p: argparse.ArgumentParser, logsource_default: str) -> None:

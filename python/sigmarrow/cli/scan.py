@@ -267,7 +267,6 @@ def run(args: argparse.Namespace) -> int:
             batch_rows=args.batch_rows or DEFAULT_BATCH_ROWS,
             progress=bar.update if bar else None,
             time_field=args.time_field,
-            pipeline=list(args.pipeline) or None,
             sort=args.sort,
             time_range=time_range,
             alerts=args.alerts,

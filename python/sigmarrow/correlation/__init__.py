@@ -1,9 +1,10 @@
 """Correlation rules over data at rest: exact, documented windows (docs/semantics.md,
 "Correlations").
 
-`model` reads correlation rules from pySigma and links them into the program; `state` holds
-the base hits a run gathers, batch by batch, beside the immutable matcher; `sweep` sorts them
-and computes the alerts. `Matcher.correlate` and `Matcher.correlation_state` are the API.
+`model` reads correlation rules from pySigma and links them into the program; `info` holds
+the records `Matcher` lists; `state` holds
+the base hits a run gathers, batch by batch, beside the immutable matcher (`spill` keeps them
+on disk past its memory bound); `sweep` sorts them and computes the alerts. `Matcher.correlate` and `Matcher.correlation_state` are the API.
 Names load on first use: the scan's writers need the alert schema, not pySigma.
 """
 
@@ -13,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sigmarrow.correlation.model import CorrelationInfo, FilterInfo, quiet_rules
+    from sigmarrow.correlation.info import CorrelationInfo, FilterInfo, quiet_rules
     from sigmarrow.correlation.state import DEFAULT_MAX_MEMORY, MODES, CorrelationState
     from sigmarrow.correlation.sweep import ALERTS_SCHEMA, DROPPED_KEY
 
@@ -23,9 +24,9 @@ _LAZY = {
     "DEFAULT_MAX_MEMORY": "sigmarrow.correlation.state",
     "MODES": "sigmarrow.correlation.state",
     "CorrelationState": "sigmarrow.correlation.state",
-    "CorrelationInfo": "sigmarrow.correlation.model",
-    "FilterInfo": "sigmarrow.correlation.model",
-    "quiet_rules": "sigmarrow.correlation.model",
+    "CorrelationInfo": "sigmarrow.correlation.info",
+    "FilterInfo": "sigmarrow.correlation.info",
+    "quiet_rules": "sigmarrow.correlation.info",
 }
 __all__ = [
     "ALERTS_SCHEMA",

@@ -98,7 +98,6 @@ def scan(
     progress: Callable[[Progress], None] | None = None,
     stdout: IO[bytes] | None = None,
     time_field: str | None = None,
-    pipeline: Any = None,
     sort: str | None = None,
     time_range: TimeRange | None = None,
     alerts: str | os.PathLike[str] | None = None,
@@ -117,9 +116,9 @@ def scan(
     the events in it; what it skipped unread and left out is counted in the summary.
 
     Every hit carries its event's time, host, channel and event id (:class:`Timeline`):
-    ``time_field`` names the time column, ``pipeline`` (the rules' pipeline, as
-    ``sigmarrow.compile`` takes it) lends its field mappings to find them. ``sort="time"``
-    writes the hits in time order.
+    ``time_field`` names the time column; the field mappings of the rules' pipeline (which
+    the compiled program records) help find them. ``sort="time"`` writes the hits in time
+    order.
 
     With correlation rules, their alerts go to ``alerts`` (by default beside ``output``:
     ``hits.parquet`` -> ``hits.alerts.parquet``; after the hits when they go to standard
@@ -140,7 +139,7 @@ def scan(
     files, ignored = _files(inputs, output)
     files, pruned = time_range.prune(files) if time_range else (files, 0)
     events = EventColumns(matcher, columns or None)
-    timeline = Timeline(time_field, pipeline)
+    timeline = Timeline(time_field, matcher.program.mapped_fields)
     schemas = [schema_of(f) for f in files] if typed else None
     hits = HitBuilder(matcher.rules, events, schemas, timeline)
     state = None

@@ -15,7 +15,7 @@ they come. The schema's metadata says which kind of event columns it has
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -96,15 +96,15 @@ class Timeline:
     """Which event columns the timeline columns of hits come from: for each, the names tried
     in order, the first one the data has giving the values (per file: files may differ).
 
-    The names a pipeline's field mappings give the usual fields come first (``sentinel_asim``
-    maps ``Computer`` to ``DvcHostname``, ``ecs_windows`` maps ``Channel`` to
-    ``winlog.channel``), then the usual names themselves: ``sigmarrow.times``'
+    The names the rules' pipeline's field mappings give the usual fields come first
+    (``mapped``, as ``Matcher.program.mapped_fields`` records them: ``sentinel_asim`` maps
+    ``Computer`` to ``DvcHostname``, ``ecs_windows`` maps ``Channel`` to ``winlog.channel``), then the usual names themselves: ``sigmarrow.times``'
     ``DEFAULT_TIME_FIELDS`` and ``DEFAULT_HOST_FIELDS``, :data:`DEFAULT_CHANNEL_FIELDS`,
     :data:`DEFAULT_EVENT_ID_FIELDS`. ``time_field`` alone names the time column.
     """
 
-    def __init__(self, time_field: str | None = None, pipeline: Any = None) -> None:
-        mapped = pipeline_field_names(pipeline) if pipeline else {}
+    def __init__(self, time_field: str | None = None, mapped: Mapping[str, Sequence[str]] | None = None) -> None:
+        mapped = mapped or {}
 
         def tried(defaults: Sequence[str]) -> tuple[str, ...]:
             first = [m for d in defaults for m in mapped.get(d, ())]
@@ -146,26 +146,6 @@ def _whole_numbers(values: pa.Array) -> pa.Array:
     text = pc.utf8_trim_whitespace(values)
     number = pc.match_substring_regex(text, r"^[+-]?[0-9]{1,18}$")
     return pc.if_else(number, text, pa.scalar(None, pa.string())).cast(pa.int64())
-
-
-def pipeline_field_names(pipeline: Any) -> dict[str, list[str]]:
-    """The names the field mappings of ``pipeline`` (anything ``sigmarrow.compile`` takes)
-    give each field, whatever the log sources they are limited to."""
-    from sigma.processing.transformations import FieldMappingTransformation
-
-    from sigmarrow.rules import resolve_pipeline
-
-    resolved = resolve_pipeline(pipeline)
-    mapped: dict[str, list[str]] = {}
-    for item in resolved.items if resolved is not None else ():
-        transformation = item.transformation
-        if isinstance(transformation, FieldMappingTransformation):
-            for name, target in transformation.mapping.items():
-                targets = mapped.setdefault(name or "", [])
-                for t in [target] if isinstance(target, str) else target:
-                    if t not in targets:
-                        targets.append(t)
-    return mapped
 
 
 class EventColumns:
