@@ -9,6 +9,8 @@ rule, in `--groups` user groups, over one day in time order except for one shuff
 timed for an `event_count` (gte 1, 5 minute windows) and a `value_count` over values nearly
 all distinct (a one day window, so ~hits/groups distinct values per window). Answers are
 checked: in `merged` mode, one alert per group and burst, whose peaks are recomputed here.
+Then the same with a memory bound of a quarter of the state: the gathering spills to disk
+and the alerts come partition by partition (`spilled_*`; the alerts must be the same).
 
 Part 2, the scan's loss: 100 base rules each with an `event_count` correlation over
 `--scan-events` events: `sigmarrow.scan` of them in a Parquet file with and without the
@@ -93,8 +95,8 @@ def correlator(table: pa.Table, kind: str, runs: int) -> dict:
     m = sigmarrow.compile(rules(kind, timespan))
     rows, rule_ids = m.match_indices(table, threads=1)
 
-    def gather():
-        state = m.correlation_state()
+    def gather(**bound: int):
+        state = m.correlation_state(**bound)
         for start in range(0, table.num_rows, 1 << 20):
             chunk = table.slice(start, 1 << 20)
             inside = (rows.to_numpy() >= start) & (rows.to_numpy() < start + chunk.num_rows)
@@ -106,6 +108,12 @@ def correlator(table: pa.Table, kind: str, runs: int) -> dict:
     every_s, every_cpu, every = best_of(1, lambda: state.alerts("every", evidence=10))
     hits = state.hits
     check(table, kind, alerts, every)
+    bound = state.nbytes // 4
+    spilled_gather_s, _, spilled = best_of(1, lambda: gather(max_memory=bound))
+    spills, disk = len(spilled.spill.runs), sum(Path(run).stat().st_size for run in spilled.spill.runs)
+    spilled_s, spilled_cpu, again = best_of(runs, lambda: spilled.alerts("merged", evidence=10))
+    assert again.equals(alerts), "spilled alerts differ"
+    spilled.close()
     return {
         "correlation": kind,
         "timespan": timespan,
@@ -122,6 +130,12 @@ def correlator(table: pa.Table, kind: str, runs: int) -> dict:
         "hits_per_cpu_s": round(hits / (gather_cpu + sweep_cpu)),
         "merged_alerts": alerts.num_rows,
         "every_alerts": every.num_rows,
+        "spilled_bound_bytes": bound,
+        "spilled_runs": spills,
+        "spilled_disk_bytes_per_hit": round(disk / hits, 1),
+        "spilled_gather_s": round(spilled_gather_s, 3),
+        "spilled_sweep_merged_s": round(spilled_s, 3),
+        "spilled_sweep_merged_cpu_s": round(spilled_cpu, 3),
     }
 
 

@@ -133,7 +133,8 @@ def test_group_by_a_struct_path() -> None:
         ({"time_field": "When"}, DataError, "the time field 'When' is not in the data"),
         ({"mode": "sometimes"}, UsageError, "correlation mode 'sometimes'"),
         ({"evidence": -1}, UsageError, "evidence=-1"),
-        ({"max_hits": 1}, DataError, "more than 1 base hits"),
+        ({"max_memory": 0}, UsageError, "max_memory=0: expected a number of bytes, at least 1"),
+        ({"max_memory": 1}, DataError, "of its base hits takes .* more than the bound of 1 bytes"),
     ],
 )
 def test_bad_input_is_one_clear_error(kwargs: dict, error: type, message: str) -> None:
@@ -215,3 +216,11 @@ def test_the_readme_example_runs_as_written(capsys: pytest.CaptureFixture[str]) 
     code, printed = doc_example(readme, "tests/test_correlation_api.py runs this block")
     exec(compile(code, str(readme), "exec"), {"__name__": "readme_example"})  # noqa: S102  (our README)
     assert capsys.readouterr().out == printed
+
+
+def test_a_group_of_dropped_events_only_leaves_the_others_alone() -> None:
+    """Found by tests/test_correlation_spill.py: a group seen only in events without a time
+    kept its number, so a later group showed another group's values (or an IndexError)."""
+    m = sigmarrow.compile(BURST)
+    data = pa.Table.from_pylist([ev(0, Host="b"), ev(1, Host="b"), ev(None, Host="a")])
+    assert [dict(g) for g in m.correlate(data).column("group").to_pylist()] == [{"Host": "b"}]

@@ -5,6 +5,7 @@ summary, and one clear error for bad input."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sigmarrow.cli import main
+from sigmarrow.correlation import CorrelationState
 from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA
 from test_correlation_dataset import RULES, security_log, write_partitions
 
@@ -121,6 +123,10 @@ def test_alerts_follow_the_hits_on_standard_output(sigscan, lake, monkeypatch: p
     assert "written to standard output" in err
 
 
+TOO_SMALL = ("correlations Brute force, Brute force, then success: chained correlations read all "
+             "their base hits at once, more than the bound of 1,024 bytes")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -128,6 +134,8 @@ def test_alerts_follow_the_hits_on_standard_output(sigscan, lake, monkeypatch: p
         (["--alerts", "alerts.xlsx"], "cannot tell the output format of alerts.xlsx"),
         (["--filter", "nowhere.yml"], "filter file or folder not found: nowhere.yml"),
         (["--evidence", "-1"], "must be at least 0"),
+        (["--max-correlation-memory", "12X"], "not a size (bytes, or with K, M, G): '12X'"),
+        (["--max-correlation-memory", "1K"], TOO_SMALL),
     ],
 )
 def test_bad_input_is_one_clear_error(sigscan, lake, monkeypatch: pytest.MonkeyPatch, args, message) -> None:
@@ -165,3 +173,24 @@ def test_a_time_range_correlates_only_its_events(sigscan, lake, monkeypatch: pyt
     found = by_record(pq.read_table(root / "r.alerts.parquet").to_pylist(), root)
     sequences = [a[4] for a in found if a[0] == "Brute force, then success"]
     assert sequences == [planted["bob"]]
+
+
+def test_a_small_memory_bound_spills_and_gives_the_same_alerts(
+    sigscan, lake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root, _ = lake
+    monkeypatch.chdir(root)
+    (root / "burst.yml").write_text("---".join(RULES.split("---")[:3]))  # no chaining
+    spills = []
+    spill = CorrelationState._spill
+    monkeypatch.setattr(CorrelationState, "_spill", lambda state: spills.append(1) or spill(state))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    found = []
+    for bound in ([], ["--max-correlation-memory", "2K"]):
+        code, _, err = sigscan("burst.yml", "--input", "security", "--output", "b.parquet", "--no-cache",
+                               "--correlation-mode", "every", "--batch-rows", "50", *bound)
+        assert code == 0, err
+        found.append(pq.read_table(root / "b.alerts.parquet"))
+    assert len(spills) > 2  # the 2K bound, several times
+    assert found[1].equals(found[0]) and found[0].num_rows > 10
+    assert list(tmp_path.iterdir()) == []

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from sigmarrow import _engine
 from sigmarrow.columns import Binding, ColumnRef, SchemaMemo, bind, is_string, resolve
 from sigmarrow.correlation import (
-    DEFAULT_MAX_HITS,
+    DEFAULT_MAX_MEMORY,
     CorrelationInfo,
     CorrelationState,
     FilterInfo,
@@ -354,14 +354,16 @@ class Matcher:
     def correlation_state(
         self,
         time_field: str | None = None,
-        max_hits: int = DEFAULT_MAX_HITS,
+        max_memory: int = DEFAULT_MAX_MEMORY,
         time_fields: Sequence[str] = DEFAULT_TIME_FIELDS,
+        spill_dir: str | None = None,
     ) -> CorrelationState:
         """An empty state for this matcher's correlations, owned by the caller: feed it each
         batch with its hits (`state.add(batch, *m.match_indices(batch))`), in stream order,
-        then call `state.alerts()`. `time_field`: the event time column (default: the first
-        of `time_fields` present)."""
-        return CorrelationState(self.program.correlations, time_field, max_hits, time_fields)
+        then call `state.alerts()`, and `state.close()` (or use it as a context manager).
+        `time_field`: the event time column (default: the first of `time_fields` present);
+        past `max_memory` bytes of hits it spills them under `spill_dir` (docs/limits.md)."""
+        return CorrelationState(self.program.correlations, time_field, max_memory, time_fields, spill_dir)
 
     def correlate(
         self,
@@ -372,7 +374,7 @@ class Matcher:
         evidence: int | None = None,
         threads: int | None = None,
         keyword_columns: Sequence[str] | None = None,
-        max_hits: int = DEFAULT_MAX_HITS,
+        max_memory: int = DEFAULT_MAX_MEMORY,
     ) -> pa.Table:
         """The alerts of the correlation rules over `data` (a table, batch, reader or Arrow
         stream, in any time order), one row each (`sigmarrow.correlation.ALERTS_SCHEMA`);
@@ -380,7 +382,11 @@ class Matcher:
         per run of overlapping qualifying windows) or "every" (one per qualifying anchor);
         `evidence`: None for every contributing row, or the earliest that many (with
         `evidence_count`). docs/semantics.md ("Correlations") defines them."""
-        state = self.correlation_state(time_field, max_hits)
+        with self.correlation_state(time_field, max_memory) as state:
+            return self._correlate(state, data, threads, keyword_columns, mode, evidence)
+
+    def _correlate(self, state: CorrelationState, data: Any, threads: int | None,
+                   keyword_columns: Sequence[str] | None, mode: str, evidence: int | None) -> pa.Table:
         group: list[pa.RecordBatch] = []
 
         def flush() -> None:

@@ -146,11 +146,11 @@ def _add_correlation_arguments(p: argparse.ArgumentParser) -> None:
         help="at most N contributing events per alert, the earliest (default: all)",
     )
     corr.add_argument(
-        "--max-correlation-hits",
-        type=_positive_int,
-        metavar="N",
-        help="base hits held for correlations before the scan stops with an error "
-        "(default: 60,000,000, ~40 bytes each; docs/limits.md)",
+        "--max-correlation-memory",
+        type=_size,
+        metavar="SIZE",
+        help="memory for the base hits correlations read (bytes, or with K, M, G): past it "
+        "they spill to the temporary folder (default: 1G, ~40 bytes a hit; docs/limits.md)",
     )
 
 
@@ -218,6 +218,15 @@ def _at_least(minimum: int) -> Callable[[str], int]:
 
 _positive_int = _at_least(1)
 _count = _at_least(0)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """An argparse type: a positive number of bytes, or of KiB, MiB, GiB (`512M`)."""
+    unit = text[-1:].upper() if text[-1:].isalpha() else ""
+    if unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size (bytes, or with K, M, G): {text!r}")
+    return _positive_int(text[: len(text) - len(unit)]) * _UNITS[unit]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
             alerts=args.alerts,
             correlation_mode=args.correlation_mode,
             evidence=args.evidence,
-            max_correlation_hits=args.max_correlation_hits,
+            max_correlation_memory=args.max_correlation_memory,
         )
     finally:
         if bar:

@@ -3,28 +3,32 @@ by batch beside the immutable matcher (regex-automata's `Regex` + `Cache`, STYLE
 
 Feed it every batch of the stream in order with that batch's hits (`Matcher.match_indices`),
 then ask for the alerts; it can keep taking batches afterwards. Batches may come in any time
-order: nothing is computed until `alerts`, which sorts everything gathered.
+order: nothing is computed until `alerts`, which sorts everything gathered. Past its memory
+bound it spills what it holds to disk (`spill`), and `alerts` then works partition by
+partition; `close` (or collecting the state) removes its files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
 
 from sigmarrow.columns import resolve
+from sigmarrow.correlation.spill import FIELD, HIT_COLUMNS, Spill, alerts_from_disk, run_schema
 from sigmarrow.correlation.sweep import Hits, alerts_table
 from sigmarrow.correlation.values import texts
 from sigmarrow.errors import DataError, UsageError
 from sigmarrow.program import Correlation
 from sigmarrow.times import DEFAULT_TIME_FIELDS, event_times, first_present
 
-#: Base hits a state holds before it refuses more (docs/limits.md): about 2.4 GB at the
+#: Bytes of base hits a state holds in memory before it spills them to disk, and the most
+#: it reads back at a time to compute alerts (docs/limits.md): about 27 million hits at the
 #: ~40 bytes a hit takes with short group and value texts.
-DEFAULT_MAX_HITS = 60_000_000
+DEFAULT_MAX_MEMORY = 1 << 30
 MODES = ("merged", "every")
 
 
@@ -48,25 +52,44 @@ class _Chunk:
         arrays = [self.rows, self.time, self.timed, self.hit_row, self.hit_rule]
         return sum(a.nbytes for a in arrays) + sum(f.nbytes for f in self.fields.values())
 
+    def batch(self) -> pa.RecordBatch:
+        """A row per hit, as a run keeps it (`spill.run_schema`)."""
+        take = pa.array(self.hit_row)
+        fixed = [self.rows[self.hit_row], self.time[self.hit_row], self.timed[self.hit_row], self.hit_rule]
+        names = [*HIT_COLUMNS, *(FIELD + name for name in self.fields)]
+        return pa.RecordBatch.from_arrays([*map(pa.array, fixed), *(f.take(take) for f in self.fields.values())],
+                                          names)
+
 
 class CorrelationState:
     """Base hits of the rules the correlations reference, with their time and the text of the
     group-by and value fields the correlations read. Per hit it holds 12 bytes (row index and
-    rule), per distinct hit row 17 bytes (stream row, time) plus the text of its fields; over
-    `max_hits` hits `add` raises a DataError instead of growing further."""
+    rule), per distinct hit row 17 bytes (stream row, time) plus the text of its fields.
+
+    Past `spill_at` bytes held (default `max_memory`) `add` writes them to a run under
+    `spill_dir` (default: the system's temporary folder); `alerts` then reads at most
+    `max_memory` bytes of hits back at a time, or raises a DataError. A low `spill_at` with
+    a larger `max_memory` spills early and splits into many partitions (the tests do)."""
 
     def __init__(
         self,
         correlations: Sequence[Correlation],
         time_field: str | None = None,
-        max_hits: int = DEFAULT_MAX_HITS,
+        max_memory: int = DEFAULT_MAX_MEMORY,
         time_fields: Sequence[str] = DEFAULT_TIME_FIELDS,
+        spill_dir: str | None = None,
+        spill_at: int | None = None,
     ) -> None:
         self.correlations = list(correlations)
         self.time_field = time_field
         #: The columns tried for the event time when `time_field` is not given, in order.
         self.time_fields = tuple(time_fields)
-        self.max_hits = max_hits
+        for name, value in (("max_memory", max_memory), ("spill_at", spill_at)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name}={value!r}: expected a number of bytes, at least 1")
+        self.max_memory = max_memory
+        self.spill_at = max_memory if spill_at is None else spill_at
+        self.spill = Spill(spill_dir)
         self._rules = sorted({i["rule"] for c in self.correlations for i in c["inputs"] if "rule" in i})
         #: The group-by and value fields the correlations read (through `aliases`).
         self.field_names = sorted(
@@ -79,6 +102,7 @@ class CorrelationState:
             }
         )
         self._chunks: list[_Chunk] = []
+        self._held = 0  # the bytes of `_chunks`
         #: Rows fed so far: evidence rows are numbered across the whole stream.
         self.rows_seen = 0
         self.hits = 0
@@ -91,8 +115,18 @@ class CorrelationState:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the gathered hits."""
-        return sum(c.nbytes for c in self._chunks)
+        """Memory held by the gathered hits (not those spilled to disk)."""
+        return self._held
+
+    def close(self) -> None:
+        """Remove the spilled hits (they are gone from the state)."""
+        self.spill.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def _time_column(self, data: pa.RecordBatch | pa.Table) -> pa.Array | pa.ChunkedArray:
         name = first_present(data.schema, self.time_fields, self.time_field)
@@ -118,12 +152,6 @@ class CorrelationState:
         self.rows_seen += data.num_rows
         if not len(rows):
             return
-        if self.hits + len(rows) > self.max_hits:
-            raise DataError(
-                f"correlations: more than {self.max_hits:,} base hits to hold "
-                f"({self.nbytes / 1e6:,.0f} MB so far); raise max_hits, or correlate a "
-                "smaller time range at a time (docs/limits.md)"
-            )
         starts = np.r_[True, rows[1:] != rows[:-1]]
         distinct = rows[starts]
         take = pa.array(distinct)
@@ -132,10 +160,18 @@ class CorrelationState:
         for name in self.field_names:
             found = _column(data, name)
             fields[name] = texts(None if found is None else found.take(take), len(distinct))
-        self._chunks.append(
-            _Chunk(distinct + offset, time, timed, fields, np.cumsum(starts) - 1, rules)
-        )
+        chunk = _Chunk(distinct + offset, time, timed, fields, np.cumsum(starts) - 1, rules)
+        self._chunks.append(chunk)
+        self._held += chunk.nbytes
         self.hits += len(rows)
+        if self._held > self.spill_at:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Every chunk held, written as one run and let go."""
+        types = {name: {c.fields[name].type for c in self._chunks} for name in self.field_names}
+        self.spill.write(run_schema(types), (c.batch() for c in self._chunks))
+        self._chunks, self._held = [], 0
 
     def gathered(self) -> Hits:
         """Every chunk gathered so far, as one set of arrays."""
@@ -163,4 +199,13 @@ class CorrelationState:
             raise UsageError(f"correlation mode {mode!r}: expected one of {', '.join(MODES)}")
         if evidence is not None and (isinstance(evidence, bool) or not isinstance(evidence, int) or evidence < 0):
             raise UsageError(f"evidence={evidence!r}: expected None (all) or a count >= 0")
-        return alerts_table(self.correlations, self.gathered(), mode, evidence)
+        if not self.spill.runs:
+            return alerts_table(self.correlations, self.gathered(), mode, evidence)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield from self.spill.batches()
+            yield from (c.batch() for c in self._chunks)
+
+        held = self.spill.nbytes + self._held
+        return alerts_from_disk(self.correlations, batches, self.spill.folder(), held,
+                                self.max_memory, self.spill_at, mode, evidence)

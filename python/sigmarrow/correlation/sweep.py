@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -294,7 +294,9 @@ def _events(corr: Correlation, hits: Hits, done: Sequence[Windows]) -> Events:
             cat([p["items"][2] for p in parts])[index],
         )
     value = cat([p["value"] for p in parts])[keep] if corr["field"] else None
-    return Events(gid[keep], time[keep], eid[keep], cat([p["ref"] for p in parts])[keep],
+    # Groups of dropped events only are gone: renumber so a group number indexes the groups.
+    kept_gid = gid[keep] if len(keep) == len(gid) else _dense(gid[keep], count)[0]
+    return Events(kept_gid, time[keep], eid[keep], cat([p["ref"] for p in parts])[keep],
                   [g[keep] for g in groups], value, items, dropped)
 
 
@@ -591,18 +593,35 @@ def _table(w: Windows, hits: Hits, limit: int | None) -> pa.Table:
     return pa.table(columns, schema=ALERTS_SCHEMA)
 
 
-def alerts_table(correlations: Sequence[Correlation], hits: Hits, mode: str, limit: int | None) -> pa.Table:
-    """The alerts of the reported correlations, each correlation's in order of window end,
-    then group; the schema metadata says what each correlation dropped (DROPPED_KEY)."""
+def correlation_tables(
+    correlations: Sequence[Correlation], hits: Hits, mode: str, limit: int | None
+) -> Iterator[tuple[pa.Table | None, dict[str, int]]]:
+    """Per correlation, in order: (its alerts in order of window end, then group,
+    or None when they are not reported; what it dropped)."""
     done: list[Windows] = []
-    tables, dropped = [], {}
     for corr, output in zip(correlations, reported(correlations)):
         events = _events(corr, hits, done)
         windows = _windows(corr, hits, events)
         done.append(windows)
-        dropped[corr["id"]] = events.dropped
+        table = None
         if output:
             chosen = _merged(windows, corr["timespan"] * NS) if mode == "merged" else windows
-            tables.append(_table(chosen, hits, limit))
-    table = pa.concat_tables(tables) if tables else ALERTS_SCHEMA.empty_table()
-    return table.replace_schema_metadata({DROPPED_KEY: orjson.dumps(dropped)})
+            table = _table(chosen, hits, limit)
+        yield table, events.dropped
+
+
+def assemble(correlations: Sequence[Correlation], tables: Sequence[pa.Table | None],
+             dropped: Sequence[dict[str, int]]) -> pa.Table:
+    """One table of the reported correlations' alerts, in correlation order; the schema
+    metadata says what each correlation dropped (DROPPED_KEY)."""
+    kept = [t for t in tables if t is not None]
+    table = pa.concat_tables(kept) if kept else ALERTS_SCHEMA.empty_table()
+    counts = {corr["id"]: d for corr, d in zip(correlations, dropped)}
+    return table.replace_schema_metadata({DROPPED_KEY: orjson.dumps(counts)})
+
+
+def alerts_table(correlations: Sequence[Correlation], hits: Hits, mode: str, limit: int | None) -> pa.Table:
+    """The alerts of the reported correlations, each correlation's in order of window end,
+    then group; the schema metadata says what each correlation dropped (DROPPED_KEY)."""
+    results = list(correlation_tables(correlations, hits, mode, limit))
+    return assemble(correlations, [t for t, _ in results], [d for _, d in results])

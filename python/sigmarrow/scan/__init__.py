@@ -104,7 +104,7 @@ def scan(
     alerts: str | os.PathLike[str] | None = None,
     correlation_mode: str = "merged",
     evidence: int | None = None,
-    max_correlation_hits: int | None = None,
+    max_correlation_memory: int | None = None,
 ) -> ScanSummary:
     """Match every event of ``inputs`` against ``matcher``; write one row per hit to ``output``.
 
@@ -145,7 +145,7 @@ def scan(
     hits = HitBuilder(matcher.rules, events, schemas, timeline)
     state = None
     if matcher.correlations:
-        limits = {} if max_correlation_hits is None else {"max_hits": max_correlation_hits}
+        limits = {} if max_correlation_memory is None else {"max_memory": max_correlation_memory}
         state = matcher.correlation_state(time_field, time_fields=timeline.sources["timestamp"], **limits)
         alerts = alerts_output(output, None if alerts is None else os.fspath(alerts))
         output_format(alerts)  # a bad suffix fails before the scan
@@ -179,13 +179,15 @@ def scan(
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
+        if state is not None:
+            with state:  # before the hits are committed: an error here leaves no output
+                table = with_sources(state.alerts(correlation_mode, evidence), loop.names)
     summary = loop.summary
     summary.seconds = time.perf_counter() - started
     if summary.files:
         summary.columns_not_found = list(loop.unfound)
     loop.tally.finish(summary)
     if state is not None:
-        table = with_sources(state.alerts(correlation_mode, evidence), loop.names)
         with Output(cast(str, alerts), SCAN_ALERTS_SCHEMA, stdout) as out:
             for batch in table.to_batches():
                 out.write(batch)
