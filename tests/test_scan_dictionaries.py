@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lake import compile_with_rules, reference_hits
 from sigmarrow.scan import TimeRange, discover_inputs, scan
 from sigmarrow.scan.encodings import dictionary_columns
@@ -221,6 +223,35 @@ def test_an_unreadable_footer_reads_nothing_as_dictionaries(tmp_path) -> None:
     path.write_bytes(bytes(data))
     with pa.OSFile(str(path)) as handle:
         assert dictionary_columns(handle, ["low"]) == []
+
+
+def _with_footer(tmp_path: Path, footer: bytes) -> Path:
+    path = tmp_path / "hostile.parquet"
+    path.write_bytes(b"PAR1" + footer + len(footer).to_bytes(4, "little") + b"PAR1")
+    return path
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        b"\x49\xff\xff\xff\xff\xff\xff\xff\xff\x7f",  # field 4: a list of ~2^63 row groups...
+        b"\x49\xf7\xff\xff\xff\xff\x0f",  # ...of doubles, which read no byte each
+        b"\x1c" * 100_000 + b"\x00",  # structs nested 100,000 deep
+        b"\x4b\xff\xff\xff\xff\x0f\x55",  # a map of 2^32 entries
+    ],
+    ids=["huge-list", "list-of-doubles", "deep-structs", "huge-map"],
+)
+def test_a_hostile_footer_reads_nothing_as_dictionaries_at_once(tmp_path, footer: bytes) -> None:
+    with pa.OSFile(str(_with_footer(tmp_path, footer))) as handle:
+        assert dictionary_columns(handle, ["low"]) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(footer=st.binary(max_size=300))
+def test_any_footer_bytes_give_columns_or_none(tmp_path_factory, footer: bytes) -> None:
+    path = _with_footer(tmp_path_factory.mktemp("footer"), footer)
+    with pa.OSFile(str(path)) as handle:
+        assert set(dictionary_columns(handle, ["low", "x"])) <= {"low", "x"}
 
 
 def scan_both(datasets, rules: Path, tmp_path: Path, monkeypatch, suffix: str, **options) -> dict:

@@ -36,6 +36,9 @@ _PAGE_TYPE, _PAGE_ENCODING, _PAGE_COUNT = 1, 2, 3
 _TRUE, _FALSE, _I8, _I16, _I32, _I64, _DOUBLE, _BINARY = 1, 2, 3, 4, 5, 6, 7, 8
 _LIST, _SET, _MAP, _STRUCT = 9, 10, 11, 12
 
+#: Nesting a footer may have (FileMetaData's own is 6): a deeper one is not Parquet's.
+_MAX_DEPTH = 32
+
 _Spec = dict[int, "_Spec"]
 _SCALAR: _Spec = {}  # a scalar, a list of scalars, or a struct none of whose fields is wanted
 #: What of the footer is decoded; everything else is skipped.
@@ -112,6 +115,18 @@ class _Decoder:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.depth = 0
+
+    def skip(self, n: int) -> None:
+        self.pos += n
+        if self.pos > len(self.data):
+            raise ValueError("a value past the end")
+
+    def count(self, size: int) -> int:
+        """A list's or map's size, which its elements (a byte or more each) must fit."""
+        if size > len(self.data) - self.pos:
+            raise ValueError(f"{size} elements in {len(self.data) - self.pos} bytes")
+        return size
 
     def byte(self) -> int:
         value = self.data[self.pos]
@@ -132,6 +147,9 @@ class _Decoder:
         return (n >> 1) ^ -(n & 1)
 
     def struct(self, spec: _Spec) -> dict[int, Any]:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise ValueError(f"structs nested deeper than {_MAX_DEPTH}")
         fields: dict[int, Any] = {}
         field_id = 0
         while header := self.byte():
@@ -143,6 +161,7 @@ class _Decoder:
                 value = self.value(kind, spec.get(field_id, _SCALAR))
             if field_id in spec:
                 fields[field_id] = value
+        self.depth -= 1
         return fields
 
     def value(self, kind: int, spec: _Spec) -> Any:
@@ -152,22 +171,20 @@ class _Decoder:
         if kind in (_I16, _I32, _I64):
             return self.zigzag()
         if kind == _DOUBLE:
-            self.pos += 8
+            self.skip(8)
             return None
         if kind == _BINARY:
             length = self.varint()
-            self.pos += length
-            if self.pos > len(self.data):
-                raise ValueError("binary past the end")
+            self.skip(length)
             return self.data[self.pos - length : self.pos]
         if kind in (_LIST, _SET):
             header = self.byte()
             size, element = header >> 4, header & 0x0F
             if size == 15:
                 size = self.varint()
-            return [self.value(element, spec) for _ in range(size)]
+            return [self.value(element, spec) for _ in range(self.count(size))]
         if kind == _MAP:
-            size = self.varint()
+            size = self.count(self.varint())
             types = self.byte() if size else 0
             for _ in range(size):
                 self.value(types >> 4, _SCALAR)
