@@ -38,7 +38,7 @@ process, and a time-sorted Parquet output must be in time order. The result goes
 
     python benches/bench_scan.py                       # 2,000,000 events in 8 files
     python benches/bench_scan.py --events 200000 --files 4 --runs 1
-    python benches/bench_scan.py --hits-memory 10000000  # ~45 min on 2 cores, ~12 GB disk
+    python benches/bench_scan.py --hits-memory 10000000  # ~35 min on 2 cores, ~7 GB free disk
 """
 
 from __future__ import annotations
