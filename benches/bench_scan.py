@@ -23,8 +23,22 @@ child process (``python -m sigmarrow``) over one file and over all files; its pe
 compared with the in-memory size of the data it reads. The result goes to
 ``benches/results/scan-<date>.json`` (``--out`` another folder).
 
+Many hits (``--hits-memory ROWS``, instead of the above; issue 14 asks for 10,000,000 rows
+and ~13.8M hits: peak RSS under 1 GB, spool at most 2x the output): ROWS benign generated
+events in files of 1,000,000 (cached under ``benches/data/hits-v1-*``), the 1,415 SigmaHQ
+Windows process_creation rules of the three rule folders plus two broad rules
+(:data:`BROAD_RULES`, ~1.26 hits a row between them; the SigmaHQ rules give ~0.11), compiled
+once with ``sigmarrow compile`` (its peak RSS is recorded too). Then ``sigmarrow scan`` of
+that program, as a child process, to Parquet and JSON Lines, unsorted and ``--sort time``:
+its peak RSS, the peak size of its spool (the hidden temporary folder beside the output,
+polled every POLL_SECONDS) and of its unfinished output, the output's size and the time. Each
+output's hits per rule must equal ``Matcher.match_indices`` over the same files in this
+process, and a time-sorted Parquet output must be in time order. The result goes to
+``benches/results/scan-memory-<date>.json``.
+
     python benches/bench_scan.py                       # 2,000,000 events in 8 files
     python benches/bench_scan.py --events 200000 --files 4 --runs 1
+    python benches/bench_scan.py --hits-memory 10000000  # ~35 min on 2 cores, ~7 GB free disk
 """
 
 from __future__ import annotations
@@ -33,17 +47,31 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sigmarrow
-from _common import EXAMPLE_RULES, REPO, RESULTS, best_of, command_line, find_sigma_dir, machine
+from _common import (
+    EXAMPLE_RULES,
+    REPO,
+    RESULTS,
+    best_of,
+    command_line,
+    find_sigma_dir,
+    git_commit,
+    machine,
+    process_creation_files,
+)
 from generate import generate_events
 from sigmarrow.scan import discover_inputs, scan
 
@@ -58,6 +86,8 @@ CLOUDFLARED = [
     ("C:\\PROGRAM FILES (X86)\\CLOUDFLARED\\cloudflared.exe", False),
 ]
 PLANT_EVERY = 9_973  # a prime: planted rows fall at varied positions in batches and files
+#: How often the peak-memory runs look at the files the command is writing.
+POLL_SECONDS = 0.1
 
 
 def generate(events: int, files: int, seed: int) -> tuple[Path, int]:
@@ -118,19 +148,27 @@ print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
 """
 
 
-def child_peak_rss(argv: list[str]) -> tuple[int, float]:
-    """Run a command; its peak RSS (bytes) and wall time."""
+def child_peak_rss(argv: list[str], poll: Callable[[], None] | None = None) -> tuple[int, float]:
+    """Run a command; its peak RSS (bytes) and wall time. ``poll`` is called every
+    POLL_SECONDS while it runs (to watch what it writes)."""
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - start
-    try:
-        peak, status = map(int, proc.stdout.split())
-    except ValueError:
-        status, peak = proc.returncode or -1, 0
-    if status != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({status}):\n{proc.stderr}")
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, *argv],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+        while poll is not None and proc.poll() is None:
+            poll()
+            time.sleep(POLL_SECONDS)
+        out, _ = proc.communicate()
+        seconds = time.perf_counter() - start
+        try:
+            peak, status = map(int, out.split())
+        except ValueError:
+            status, peak = proc.returncode or -1, 0
+        if status != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{' '.join(argv)} failed ({status}):\n{stderr.read()}")
     return peak, seconds
 
 
@@ -221,6 +259,231 @@ def check_against_match(m, files, hits) -> str:
     return f"hits per file and rule equal Matcher.match ({sum(want.values()):,} hits)"
 
 
+# --- many hits: memory and spool against the hits (issue 14) -------------------------------
+
+#: Rows per generated file of the many-hits dataset (one file is generated at a time).
+HITS_FILE_ROWS = 1_000_000
+#: Two broad rules beside the SigmaHQ ones, so that hits outnumber rows (~1.37 a row): on
+#: the generated events the first matches ~90% of the rows, the second ~35%.
+BROAD_RULES = {
+    "bench_broad_microsoft_binary.yml": """\
+title: Bench - Process Of A Microsoft Binary
+id: 424e6cf1-2837-5ea8-aa91-acbce48547dd
+status: test
+description: Broad on purpose (bench_scan.py --hits-memory), not a detection.
+logsource: {category: process_creation, product: windows}
+detection:
+  selection: {Company: Microsoft Corporation}
+  condition: selection
+level: informational
+""",
+    "bench_broad_user_folder.yml": """\
+title: Bench - Process Started In A User Profile Folder
+id: 5cde1970-48b1-5dce-b066-f52bb0068024
+status: test
+description: Broad on purpose (bench_scan.py --hits-memory), not a detection.
+logsource: {category: process_creation, product: windows}
+detection:
+  selection: {CurrentDirectory|startswith: 'C:\\Users\\'}
+  condition: selection
+level: low
+""",
+}
+#: (label, output suffix, sort) of the many-hits runs.
+HITS_RUNS = (
+    ("parquet", ".parquet", None),
+    ("parquet, --sort time", ".parquet", "time"),
+    ("jsonl", ".jsonl", None),
+    ("jsonl, --sort time", ".jsonl", "time"),
+)
+
+
+def generate_many(rows: int, seed: int) -> list[Path]:
+    """The many-hits dataset (cached on disk): benign ``generate.py`` events, one file of
+    HITS_FILE_ROWS at a time (a 10M-row table would not fit in memory as Python lists),
+    file ``k`` with seed ``seed * 1000 + k``. Every file spans the same half hour, so a
+    time-sorted scan interleaves the hits of all files."""
+    folder = DATA_DIR / f"hits-v1-{rows}-{seed}"
+    files = [folder / f"part-{k:05d}.parquet" for k in range(-(-rows // HITS_FILE_ROWS))]
+    done = folder / "_complete.json"
+    if done.is_file():
+        return files
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, path in enumerate(files):
+        n = min(HITS_FILE_ROWS, rows - k * HITS_FILE_ROWS)
+        table, _ = generate_events(n, seed * 1000 + k)
+        pq.write_table(table, path, compression="zstd", row_group_size=131_072)
+        print(f"  generated {folder.name}/{path.name} ({n:,} rows)", flush=True)
+        del table
+    done.write_text(json.dumps({"rows": rows, "seed": seed}))
+    return files
+
+
+class Temporaries:
+    """Peak sizes of the hidden temporaries in a folder while a command writes there: its
+    spool (a temporary folder) and its unfinished output (a temporary file)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.spool = self.output = self.both = 0
+
+    def poll(self) -> None:
+        spool = output = 0
+        for entry in self.folder.iterdir():
+            if not entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    spool += sum(f.stat().st_size for f in entry.iterdir())
+                else:
+                    output += entry.stat().st_size
+            except FileNotFoundError:  # removed while we looked
+                continue
+        self.spool, self.output = max(self.spool, spool), max(self.output, output)
+        self.both = max(self.both, spool + output)
+
+
+def independent_counts(program: Path, files: list[Path]) -> Counter:
+    """Hits per rule id of ``Matcher.match_indices`` over every column of the files, batch by
+    batch in this process (not the scan's reading, hit building or writing)."""
+    m = sigmarrow.Matcher.load(program)
+    counts = np.zeros(len(m.rules), np.int64)
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=262_144):
+            _, rules = m.reported(*m.match_indices(batch))
+            counts += np.bincount(rules.to_numpy(), minlength=len(m.rules))
+    return Counter({m.rules[i].id: int(counts[i]) for i in np.flatnonzero(counts)})
+
+
+_RULE_ID = re.compile(rb'"rule_id":"([^"]*)"')
+
+
+def output_counts(path: Path) -> Counter:
+    """Hits per rule id in a scan's output (Parquet or JSON Lines)."""
+    if path.suffix == ".parquet":
+        ids = pq.read_table(path, columns=["rule_id"], read_dictionary=["rule_id"])["rule_id"]
+        counts = pc.value_counts(ids.combine_chunks().dictionary_decode())
+        return Counter({c["values"].as_py(): c["counts"].as_py() for c in counts})
+    counts: Counter = Counter()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(64 << 20), b""):
+            tail = f.readline()  # whole lines only
+            counts.update(m.decode() for m in _RULE_ID.findall(chunk + tail))
+    return counts
+
+
+def in_time_order(path: Path) -> bool:
+    """Are a Parquet output's hits in time order, those without a time last?"""
+    times = pq.read_table(path, columns=["timestamp"])["timestamp"].combine_chunks()
+    known = times.drop_null()
+    tail = times.slice(len(known))
+    values = known.cast(pa.int64()).to_numpy()
+    return bool((np.diff(values) >= 0).all()) and tail.null_count == len(tail)
+
+
+def hits_memory(rows: int, seed: int, out: Path, argv: list[str] | None) -> int:
+    """``--hits-memory ROWS``: peak RSS, spool and output of ``sigmarrow scan`` with more
+    hits than rows, each hit count checked against :func:`independent_counts`."""
+    sigma_dir = find_sigma_dir()
+    if sigma_dir is None:
+        raise SystemExit("--hits-memory needs the SigmaHQ snapshot ($SIGMARROW_SIGMA_DIR)")
+    print(f"many-hits dataset: {rows:,} rows", flush=True)
+    files = generate_many(rows, seed)
+    rule_files = process_creation_files(sigma_dir)
+    report: dict = {
+        "benchmark": "scan-memory",
+        "date": dt.date.today().isoformat(),
+        "command": command_line("bench_scan.py", argv),
+        "commit": git_commit(),
+        "machine": machine(),
+        "versions": {"sigmarrow": getattr(sigmarrow, "__version__", "?"), "pyarrow": pa.__version__},
+        "dataset": {
+            "rows": rows,
+            "files": len(files),
+            "bytes_on_disk": sum(f.stat().st_size for f in files),
+            "generator": f"generate.generate_events: {HITS_FILE_ROWS:,} rows a file, file k "
+            f"with seed {seed} * 1000 + k, benign events only",
+        },
+        "rules": {
+            "sigmahq_process_creation_files": len(rule_files),
+            "broad_rules": {name: text for name, text in BROAD_RULES.items()},
+        },
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="sigmarrow-bench-hits-", dir=DATA_DIR) as tmp:
+        work = Path(tmp)
+        for name, text in BROAD_RULES.items():
+            (work / name).write_text(text)
+        program = work / "rules.sigmarrow"
+        sources = [*map(str, rule_files), *(str(work / name) for name in BROAD_RULES)]
+        peak, seconds = child_peak_rss(
+            [sys.executable, "-m", "sigmarrow", "compile", *sources, "-o", str(program), "--no-cache"]
+        )
+        report["rules"]["compile"] = {"peak_rss_mib": mib(peak), "seconds": round(seconds, 2)}
+        print(f"  compiled {len(sources):,} rule files: peak RSS {mib(peak):,} MiB, {seconds:.1f} s",
+              flush=True)
+        start = time.perf_counter()
+        want = independent_counts(program, files)
+        total = sum(want.values())
+        report["rules"]["program_rules"] = len(sigmarrow.Matcher.load(program).rules)
+        report["independent_count"] = {
+            "how": "Matcher.match_indices over every column, 262,144-row batches, in the bench",
+            "hits": total,
+            "rules_that_matched": len(want),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        print(f"  independent count: {total:,} hits of {len(want)} rules", flush=True)
+        for label, suffix, sort in HITS_RUNS:
+            target = work / "out" / f"hits{suffix}"
+            target.parent.mkdir(exist_ok=True)
+            summary = work / "summary.json"
+            command = [
+                sys.executable, "-m", "sigmarrow", "scan", str(program),
+                "--input", *map(str, files), "--output", str(target),
+                "--summary", str(summary), "--quiet", *(["--sort", sort] if sort else []),
+            ]
+            temporaries = Temporaries(target.parent)
+            peak, seconds = child_peak_rss(command, temporaries.poll)
+            got = output_counts(target)
+            if got != want:
+                raise SystemExit(f"{label}: {sum(got.values()):,} hits in the output, "
+                                 f"{total:,} counted apart")
+            ordered = in_time_order(target) if sort and suffix == ".parquet" else None
+            if ordered is False:
+                raise SystemExit(f"{label}: the hits are not in time order")
+            size = target.stat().st_size
+            run = {
+                "output": label,
+                "command": "sigmarrow " + " ".join(command[3:]).replace(str(work), "$WORK").replace(f"{REPO}/", ""),
+                "hits": sum(got.values()),
+                "hits_equal_independent_count_per_rule": True,
+                "in_time_order": ordered,
+                "peak_rss_mib": mib(peak),
+                "spool_peak_mib": mib(temporaries.spool),
+                "output_mib": mib(size),
+                "spool_over_output": round(temporaries.spool / size, 2),
+                "temporaries_peak_mib": mib(temporaries.both),
+                "seconds": round(seconds, 1),
+                "scan_summary": _summary_numbers(json.loads(summary.read_text())),
+            }
+            report["runs"].append(run)
+            print(f"  {label}: {run['hits']:,} hits, peak RSS {run['peak_rss_mib']:,} MiB, spool "
+                  f"{run['spool_peak_mib']:,} MiB, output {run['output_mib']:,} MiB, "
+                  f"{seconds:.1f} s", flush=True)
+            target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"scan-memory-{report['date']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {os.path.relpath(path)}")
+    return 0
+
+
+def _summary_numbers(summary: dict) -> dict:
+    """The numbers of a scan's ``--summary`` file (its own count and times)."""
+    numbers = {k: v for k, v in summary.items() if type(v) in (int, float)}
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in numbers.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2_000_000)
@@ -235,7 +498,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the results file")
+    parser.add_argument(
+        "--hits-memory",
+        type=int,
+        metavar="ROWS",
+        help="instead: peak RSS, spool and output of `sigmarrow scan` over ROWS generated rows "
+        "with more hits than rows (issue 14: 10000000); writes results/scan-memory-<date>.json",
+    )
     args = parser.parse_args(argv)
+    if args.hits_memory:
+        return hits_memory(args.hits_memory, args.seed, args.out, argv)
     sigma_dir = find_sigma_dir()
     if args.rules is None and sigma_dir is not None:
         args.rules = sigma_dir / "rules" / "windows" / "process_creation"
