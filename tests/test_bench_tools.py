@@ -237,6 +237,12 @@ def test_profile_hits_equal_match_counts(compiled, events) -> None:
     for r in result.rules:
         assert r.candidates == -1 or r.candidates >= r.hits
         assert r.seconds > 0 and 0 <= r.share <= 1
+        # The engine evaluates a rule on its plan rows, within its witness rows: its hits are there.
+        assert r.plan_rows == -1 or r.hits <= r.plan_rows
+        assert r.witness_rows == -1 or r.plan_rows <= r.witness_rows
+    assert by_title["Anything but svchost"].plan_rows == -1
+    planned = [r for r in result.rules if r.witness_rows >= 0]
+    assert planned and any(r.lazy for r in planned) and any(r.witness_rows < len(table) for r in planned)
     assert abs(sum(r.share for r in result.rules) - 1) < 1e-9
     columns = {c.name: c for c in result.columns}
     assert set(columns) == set(matcher.fields)

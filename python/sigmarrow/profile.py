@@ -83,6 +83,11 @@ class RuleCost:
     candidates: int  # rows where a positive atom of the rule is true; -1: any row can match
     atoms: int
     fields: list[str]
+    # The engine's plan (Matcher.rule_plan): rows where its witness set hit (-1: no witness),
+    # rows where every needed set hit, where the rule is evaluated (-1: every row), lazy atoms.
+    witness_rows: int = -1
+    plan_rows: int = -1
+    lazy: int = 0
     share: float = 0.0
 
 
@@ -174,6 +179,9 @@ def profile(
     def rows_of(atom: int) -> np.ndarray:
         return a_rows[bounds[atom]:bounds[atom + 1]]
 
+    def rows_of_any(atom_set: list[int]) -> np.ndarray:
+        return np.unique(np.concatenate([rows_of(a) for a in atom_set])) if atom_set else a_rows[:0]
+
     selected = list(range(len(data["rules"]))) if rules is None else list(rules)
     rule_costs: list[RuleCost] = []
     for k, i in enumerate(selected):
@@ -189,8 +197,14 @@ def profile(
         else:
             parts = [rows_of(a) for a in positive]
             candidates = len(np.unique(np.concatenate(parts))) if parts else 0
-        rule_costs.append(RuleCost(i, rule["id"], rule["title"], seconds, int(hits[i]), candidates,
-                                   len(all_atoms), [fields[f] for f in rule["fields"]]))
+        plan = matcher.rule_plan(i)
+        plan_rows = functools.reduce(np.intersect1d, map(rows_of_any, plan.needs)) if plan.needs else None
+        rule_costs.append(RuleCost(
+            i, rule["id"], rule["title"], seconds, int(hits[i]), candidates, len(all_atoms),
+            [fields[f] for f in rule["fields"]],
+            witness_rows=-1 if plan.witness is None else len(rows_of_any(plan.witness)),
+            plan_rows=-1 if plan_rows is None else len(plan_rows), lazy=len(plan.lazy),
+        ))
         if progress:
             progress(k + 1, len(selected))
     total = sum(r.seconds for r in rule_costs) or 1.0
@@ -296,11 +310,19 @@ def format_profile(p: Profile, top: int = 20) -> str:
             f"each {_ms(p.atoms_seconds)} ms")
     rules_head = (f"Rules by time alone (top {min(top, len(p.rules))} of {len(p.rules)}; share of the sum of "
                   f"per-rule times, {_ms(sum(r.seconds for r in p.rules))} ms):")
-    out = [head, "", rules_head,
-           f"{'ms':>9} {'share':>6} {'cand.rows':>10} {'hits':>8} {'atoms':>5}  fields / title"]
+    legend = ("(cand.rows: rows where a positive atom is true; the engine's plan: witness, rows where"
+              " the set of atoms it is found by hit; plan rows, where every needed set hit and the rule"
+              " is evaluated; lazy atoms, tested on plan rows only; `sigmarrow explain` lists them)")
+    columns = (f"{'ms':>9} {'share':>6} {'cand.rows':>10} {'witness':>10} {'plan rows':>10} {'hits':>8} "
+               f"{'atoms':>5} {'lazy':>4}  fields / title")
+    out = [head, "", rules_head, legend, columns]
+
+    def rows(n: int) -> str:
+        return "any" if n < 0 else f"{n:,}"
+
     for r in sorted(p.rules, key=lambda r: -r.seconds)[:top]:
-        cand = "any" if r.candidates < 0 else f"{r.candidates:,}"
-        out.append(f"{_ms(r.seconds):>9} {r.share:>6.1%} {cand:>10} {r.hits:>8,} {r.atoms:>5}  "
+        out.append(f"{_ms(r.seconds):>9} {r.share:>6.1%} {rows(r.candidates):>10} {rows(r.witness_rows):>10} "
+                   f"{rows(r.plan_rows):>10} {r.hits:>8,} {r.atoms:>5} {r.lazy:>4}  "
                    f"{','.join(r.fields)} / {r.title} ({r.id})")
     if p.columns:
         out += ["", ("Columns (alone: the rules' atoms on that column only; marginal: whole program "
