@@ -423,9 +423,9 @@ class _GroupAlerts:
         rows = np.repeat(np.arange(len(lengths)), lengths)
         rules = lists.flatten().to_numpy()
         order = np.lexsort((rules, rows))
-        state = CorrelationState(subset, _TIME_COLUMN)
-        state.add(data, rows[order], rules[order])
-        alerts = state.alerts(self.mode, self.evidence)
+        with CorrelationState(subset, _TIME_COLUMN) as state:  # its spill, if any, goes at once
+            state.add(data, rows[order], rules[order])
+            alerts = state.alerts(self.mode, self.evidence)
         ids = table.column("id").combine_chunks()
         listed = alerts.column("evidence").combine_chunks()
         evidence = pa.ListArray.from_arrays(listed.offsets, ids.take(listed.flatten()))
