@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sigmarrow
+import test_scan
 from sigmarrow.cli import main, run_guarded
 
 GOOD_RULE = (
@@ -23,16 +24,8 @@ GOOD_RULE = (
 
 HIT = r"C:\Users\alice\cloudflared.exe"
 
-
-@pytest.fixture
-def sigscan(capsys):
-    def run(*args: object) -> tuple[int, str, str]:
-        code = main(["scan", *map(str, args)])
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        return code, captured.out, captured.err
-
-    return run
+# The fixture of the scan tests: the scan run in-process (status, stdout, stderr).
+sigscan = test_scan.sigscan
 
 
 @pytest.fixture

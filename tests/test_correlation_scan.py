@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sigmarrow.cli import main
+import test_scan
 from sigmarrow.correlation import CorrelationState
 from sigmarrow.scan.alerts import SCAN_ALERTS_SCHEMA
 from test_correlation_dataset import RULES, security_log, write_partitions
@@ -27,6 +27,9 @@ filter:
     condition: not service
 """
 
+# The fixture of the scan tests: the scan run in-process (status, stdout, stderr).
+sigscan = test_scan.sigscan
+
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[int]]]:
@@ -40,17 +43,6 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list
     (root / "rules.yml").write_text(RULES)
     (root / "filter.yml").write_text(FILTER)
     return root, planted
-
-
-@pytest.fixture
-def sigscan(capsys: pytest.CaptureFixture[str]):
-    def run(*args: object) -> tuple[int, str, str]:
-        code = main(["scan", *map(str, args)])
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err, captured.err
-        return code, captured.out, captured.err
-
-    return run
 
 
 def by_record(alerts: list[dict[str, Any]], root: Path) -> list[tuple[Any, ...]]:

@@ -10,8 +10,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -66,8 +66,9 @@ level: high
 """
 
 
-@dataclass
-class Run:
+class Run(NamedTuple):
+    """What a scan run in-process gave: its status, standard output and error."""
+
     code: int
     out: str
     err: str
