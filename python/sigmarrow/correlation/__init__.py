@@ -10,8 +10,9 @@ Names load on first use: the scan's writers need the alert schema, not pySigma.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sigmarrow._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from sigmarrow.correlation.info import CorrelationInfo, FilterInfo, quiet_rules
@@ -40,9 +41,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'sigmarrow.correlation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
