@@ -2,6 +2,8 @@
 //! scratch space (`scratch.rs`). This module evaluates; `plan.rs` decides how each rule
 //! runs, `table.rs` holds the per-field tables.
 
+use std::ops::Range;
+
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
@@ -363,25 +365,19 @@ impl Matcher {
         }
     }
 
-    /// Tests the lazy atoms of `rule` on the rows where each of its sets of needed atoms
-    /// hit, and where no rule tested them before.
+    /// Tests the lazy atoms of `rule` on `rows` (where each of its sets of needed atoms
+    /// hit), where no rule tested them before.
+    #[allow(clippy::too_many_arguments)]
     fn eval_lazy(
         &self,
         rule: &CompiledRule,
+        rows: &[u64; WORDS],
         data: &Bound,
         start: usize,
         bits: &mut AtomBits,
         done: &mut AtomBits,
         folded: &mut String,
     ) {
-        let mut rows = [u64::MAX; WORDS];
-        for set in &rule.needs {
-            let mut any = [0; WORDS];
-            for set_bits in set.iter().filter_map(|&a| bits.get(a)) {
-                any.iter_mut().zip(set_bits).for_each(|(x, y)| *x |= y);
-            }
-            rows.iter_mut().zip(any).for_each(|(x, y)| *x &= y);
-        }
         for (field, atoms) in &rule.lazy {
             let Some(col) = &data.fields[field.index()] else {
                 continue;
@@ -452,17 +448,26 @@ impl Matcher {
             }
         }
         let rows = end - start;
+        let live: [u64; WORDS] = std::array::from_fn(|w| match rows.saturating_sub(w * 64) {
+            0 => 0,
+            n if n >= 64 => u64::MAX,
+            n => (1 << n) - 1,
+        });
         let mut hits = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.needs.iter().all(|set| set.iter().any(|&a| bits.get(a).is_some())) {
+            let Some(candidates) = needed_rows(rule, bits) else {
                 continue;
-            }
+            };
             if !rule.lazy.is_empty() {
-                self.eval_lazy(rule, data, start, bits, lazy_done, &mut values.folded);
+                self.eval_lazy(rule, &candidates, data, start, bits, lazy_done, &mut values.folded);
             }
-            let set = eval(&rule.condition, bits, rows);
-            for (w, word) in set.iter().enumerate() {
-                let mut word = *word;
+            // Only the words holding candidates: the rule is false on every other row.
+            let first = candidates.iter().position(|&w| w != 0).expect("a candidate");
+            let last = candidates.iter().rposition(|&w| w != 0).expect("a candidate");
+            let mut set = [0; WORDS];
+            eval(&rule.condition, bits, first..last + 1, &mut set);
+            for w in first..=last {
+                let mut word = set[w] & candidates[w] & live[w];
                 while word != 0 {
                     hits.push((w * 64 + word.trailing_zeros() as usize, RuleId(index as u32)));
                     word &= word - 1;
@@ -477,38 +482,92 @@ impl Matcher {
     }
 }
 
-/// The rows of a chunk where `expr` is true; bits past `rows` are clear.
-fn eval(expr: &Expr, bits: &AtomBits, rows: usize) -> [u64; WORDS] {
-    let mut out = match expr {
-        Expr::Atom(a) => bits.get(*a).copied().unwrap_or([0; WORDS]),
-        Expr::Const(b) => [if *b { u64::MAX } else { 0 }; WORDS],
-        Expr::Not(x) => eval(x, bits, rows).map(|w| !w),
+/// The rows of the chunk where each of `rule`'s needed sets has a hit (all rows for a rule
+/// without any); None when there are none, and the rule cannot hold on the chunk.
+fn needed_rows(rule: &CompiledRule, bits: &AtomBits) -> Option<[u64; WORDS]> {
+    let mut rows = [u64::MAX; WORDS];
+    for set in &rule.needs {
+        let mut hits = set.iter().filter_map(|&a| bits.get(a));
+        // Most sets have one atom, or one with hits: no copy of the all-ones start.
+        let mut any = *hits.next()?;
+        for set_bits in hits {
+            any.iter_mut().zip(set_bits).for_each(|(x, y)| *x |= y);
+        }
+        let mut left = 0;
+        rows.iter_mut().zip(any).for_each(|(x, y)| {
+            *x &= y;
+            left |= *x;
+        });
+        if left == 0 {
+            return None;
+        }
+    }
+    Some(rows)
+}
+
+/// Sets `out[words]` to the rows of those words of the chunk where `expr` is true (the
+/// rest of `out` is left as it was). Atoms under an `and`, an `or` or a `not` are combined
+/// in place, without a copy of their bits.
+fn eval(expr: &Expr, bits: &AtomBits, words: Range<usize>, out: &mut [u64; WORDS]) {
+    let out_words = &mut out[words.clone()];
+    match expr {
+        Expr::Atom(a) => match bits.get(*a) {
+            Some(set) => out_words.copy_from_slice(&set[words]),
+            None => out_words.fill(0),
+        },
+        Expr::Const(b) => out_words.fill(if *b { u64::MAX } else { 0 }),
+        Expr::Not(x) => {
+            eval(x, bits, words.clone(), out);
+            out[words].iter_mut().for_each(|w| *w = !*w);
+        }
         Expr::And(xs) => {
-            let mut acc = [u64::MAX; WORDS];
+            out_words.fill(u64::MAX);
+            let mut part = [0; WORDS];
             for x in xs {
-                let v = eval(x, bits, rows);
-                let mut any = 0;
-                acc.iter_mut().zip(v).for_each(|(a, b)| {
-                    *a &= b;
-                    any |= *a;
-                });
+                let any = combine(x, bits, words.clone(), out, &mut part, |a, b| a & b);
                 if any == 0 {
                     break;
                 }
             }
-            acc
         }
-        Expr::Or(xs) => xs.iter().fold([0; WORDS], |mut acc, x| {
-            let v = eval(x, bits, rows);
-            acc.iter_mut().zip(v).for_each(|(a, b)| *a |= b);
-            acc
-        }),
-    };
-    for (w, word) in out.iter_mut().enumerate() {
-        let live = rows.saturating_sub(w * 64).min(64);
-        *word &= if live == 64 { u64::MAX } else { (1u64 << live) - 1 };
+        Expr::Or(xs) => {
+            out_words.fill(0);
+            let mut part = [0; WORDS];
+            for x in xs {
+                combine(x, bits, words.clone(), out, &mut part, |a, b| a | b);
+            }
+        }
     }
-    out
+}
+
+/// `out[words] = op(out[words], x)`, reading an atom's (or a negated atom's) bits in place
+/// and evaluating anything else into `part`; returns the OR of the words now in `out`.
+fn combine(
+    x: &Expr,
+    bits: &AtomBits,
+    words: Range<usize>,
+    out: &mut [u64; WORDS],
+    part: &mut [u64; WORDS],
+    op: impl Fn(u64, u64) -> u64,
+) -> u64 {
+    const NONE: [u64; WORDS] = [0; WORDS];
+    let (set, negated): (&[u64; WORDS], bool) = match x {
+        Expr::Atom(a) => (bits.get(*a).unwrap_or(&NONE), false),
+        Expr::Not(y) if matches!(**y, Expr::Atom(_)) => {
+            let Expr::Atom(a) = **y else { unreachable!() };
+            (bits.get(a).unwrap_or(&NONE), true)
+        }
+        _ => {
+            eval(x, bits, words.clone(), part);
+            (&*part, false)
+        }
+    };
+    let mut any = 0;
+    for (o, &w) in out[words.clone()].iter_mut().zip(&set[words]) {
+        *o = op(*o, if negated { !w } else { w });
+        any |= *o;
+    }
+    any
 }
 
 #[cfg(test)]
