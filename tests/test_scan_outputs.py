@@ -452,3 +452,39 @@ def test_summary_json_has_every_rule_and_error(sigscan, tmp_path):
     }
     buckets = s["hits_over_time"]["rules"][0]["buckets"]
     assert s["hits_over_time"]["bucket_ms"] == 1 and sum(n for _, n in buckets) == 3
+
+
+def test_hit_tally_widens_its_time_buckets_and_keeps_every_hit() -> None:
+    """Hits spread over a year overflow the 1 ms buckets: the tally widens them until at
+    most MAX_TIME_BUCKETS remain, and each widened bucket holds exactly the hits of its span."""
+    import numpy as np
+    from sigmarrow.scan import summary as sm
+
+    rng = np.random.default_rng(7)
+    rules, batches = 3, []
+    for _ in range(4):
+        n = 30_000
+        micros = rng.integers(-10**12, 365 * 86_400 * 10**6, n)
+        batches.append((rng.integers(0, rules, n), micros))
+    from types import SimpleNamespace
+
+    tally = sm.HitTally([SimpleNamespace(id=f"r{i}", title="", level=None) for i in range(rules)])
+    for rule, micros in batches:
+        hits = pa.record_batch(
+            [pa.array(["h"] * len(rule)), pa.array(micros, pa.timestamp("us", "UTC"))],
+            ["host", "timestamp"],
+        )
+        tally.add(pa.array(rule, pa.uint32()), hits)
+    result = sm.ScanSummary("hits.parquet")
+    tally.finish(result)
+    width = result.time_bucket_ms
+    assert width > sm.BUCKET_MS[0]
+    all_rules = np.concatenate([r for r, _ in batches])
+    starts = np.concatenate([m for _, m in batches]) // 1000 // width * width
+    expected: dict[int, dict[int, int]] = {}
+    for rule, start in zip(all_rules.tolist(), starts.tolist(), strict=True):
+        expected.setdefault(rule, {}).setdefault(start, 0)
+        expected[rule][start] += 1
+    assert result.hits_over_time == expected
+    assert sum(len(b) for b in expected.values()) <= sm.MAX_TIME_BUCKETS
+    assert list(result.hits_over_time[0]) == sorted(result.hits_over_time[0])

@@ -321,7 +321,9 @@ class HitTally:
         self.hosts: Counter[str] = Counter()
         self.without_time = 0
         self.level = 0  #: index into BUCKET_MS
-        self.over_time: Counter[tuple[int, int]] = Counter()  #: (rule, bucket start) -> hits
+        #: (rule, bucket start in ms) -> hits, as a (2, n) array of distinct pairs and counts
+        self.buckets = np.zeros((2, 0), np.int64)
+        self.counts = np.zeros(0, np.int64)
         self.sources: dict[str, list[str]] = {}
 
     def add(self, rule_index: pa.Array, hits: pa.RecordBatch) -> None:
@@ -334,17 +336,24 @@ class HitTally:
         usable = times.is_valid().to_numpy(zero_copy_only=False)
         self.without_time += int(len(usable) - usable.sum())
         micros = pc.fill_null(times.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-        width = BUCKET_MS[self.level]
-        pairs = np.stack([rules[usable], micros[usable] // 1000 // width * width])
-        keys, n = np.unique(pairs, axis=1, return_counts=True)
-        self.over_time.update(dict(zip(map(tuple, keys.T.tolist()), n.tolist(), strict=True)))
-        while len(self.over_time) > MAX_TIME_BUCKETS and self.level + 1 < len(BUCKET_MS):
+        pairs = np.stack([rules[usable], micros[usable] // 1000])
+        self._tally(np.concatenate([self.buckets, pairs], axis=1),
+                    np.concatenate([self.counts, np.ones(pairs.shape[1], np.int64)]))
+        while self.counts.size > MAX_TIME_BUCKETS and self.level + 1 < len(BUCKET_MS):
             self.level += 1
-            width = BUCKET_MS[self.level]
-            wider: Counter[tuple[int, int]] = Counter()
-            for (rule, start), count in self.over_time.items():
-                wider[rule, start // width * width] += count
-            self.over_time = wider
+            self._tally(self.buckets, self.counts)
+
+    def _tally(self, pairs: np.ndarray, counts: np.ndarray) -> None:
+        """Keeps the counts of `pairs` (rule, ms) summed per rule and bucket of today's width."""
+        width = BUCKET_MS[self.level]
+        rules, starts = pairs[0], pairs[1] // width * width
+        order = np.lexsort((starts, rules))
+        rules, starts, counts = rules[order], starts[order], counts[order]
+        first = np.ones(len(order), bool)  # of a run of equal pairs
+        first[1:] = (rules[1:] != rules[:-1]) | (starts[1:] != starts[:-1])
+        at = np.flatnonzero(first)
+        self.buckets = np.stack([rules[at], starts[at]])
+        self.counts = np.add.reduceat(counts, at) if at.size else counts[:0]
 
     def note_sources(self, columns: dict[str, str | None]) -> None:
         """Record which event columns the timeline columns of a file came from."""
@@ -366,7 +375,7 @@ class HitTally:
         summary.timeline_sources = {k: v for k, v in self.sources.items() if v}
         summary.time_bucket_ms = BUCKET_MS[self.level]
         over_time: dict[int, dict[int, int]] = {}
-        for (rule, start), count in sorted(self.over_time.items()):
+        for rule, start, count in zip(*self.buckets.tolist(), self.counts.tolist(), strict=True):
             over_time.setdefault(rule, {})[start] = count
         summary.hits_over_time = over_time
 
