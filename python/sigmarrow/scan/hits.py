@@ -314,11 +314,12 @@ class HitBuilder:
             if ref is None:
                 values = pa.nulls(n, target or pa.null())
             else:
-                values = take(ref, batch, rows)
+                # A column of another rule's is null in the hit: taken at a null row, so the
+                # event strings are copied once.
+                at = rows if used is None else pc.if_else(used.take(rule_index), rows, None)
+                values = take(ref, batch, at)
                 if target is not None and values.type != target:
                     values = _cast(values, target, name)
-                if used is not None:
-                    values = pc.if_else(used.take(rule_index), values, pa.nulls(n, values.type))
             names.append(name)
             arrays.append(values)
         if self.fixed is not None:
