@@ -7,7 +7,7 @@ use std::ops::Range;
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
-use crate::casefold::{fold, fold_into};
+use crate::casefold::fold;
 use crate::column::{Col, StrCol, Value};
 use crate::error::{Error, Result};
 use crate::plan::{atoms_of, lazy_atoms, CompiledRule, LazyAtom, RulePlan};
@@ -18,6 +18,9 @@ use crate::scratch::{
 };
 use crate::table::FieldTable;
 use crate::threads::thread_pool;
+
+/// Dictionaries of at most this many values have their values tested by lazy atoms by key.
+const MAX_KEY_SLOTS: usize = 1 << 16;
 
 /// A row index within the data and the index of the rule that matched it.
 pub type Hit = (u64, RuleId);
@@ -44,6 +47,8 @@ pub struct Matcher {
     field_refs: Vec<(AtomId, FieldId, FieldId, Anchor)>,
     /// Per atom: set for lazy atoms.
     lazy: Vec<Option<LazyAtom>>,
+    /// The lazy atoms, by field.
+    lazy_fields: Vec<(FieldId, Vec<AtomId>)>,
     rules: Vec<CompiledRule>,
     /// The rules disabled because the engine cannot run them, and why.
     rule_errors: Vec<(RuleId, Error)>,
@@ -136,12 +141,22 @@ impl Matcher {
         for table in tables.iter_mut().chain([&mut keyword]) {
             table.build(options.prefilter);
         }
+        let mut lazy_fields: Vec<(FieldId, Vec<AtomId>)> = Vec::new();
+        for (id, atom) in lazy.iter().enumerate() {
+            let Some(atom) = atom else { continue };
+            let id = AtomId(id as u32);
+            match lazy_fields.iter_mut().find(|(f, _)| *f == atom.field) {
+                Some((_, atoms)) => atoms.push(id),
+                None => lazy_fields.push((atom.field, vec![id])),
+            }
+        }
         Matcher {
             fields: program.fields.clone(),
             tables,
             keyword,
             field_refs,
             lazy,
+            lazy_fields,
             rules,
             rule_errors,
             options,
@@ -365,52 +380,52 @@ impl Matcher {
         }
     }
 
-    /// Tests the lazy atoms of `rule` on `rows` (where each of its sets of needed atoms
-    /// hit), where no rule tested them before.
-    #[allow(clippy::too_many_arguments)]
-    fn eval_lazy(
-        &self,
-        rule: &CompiledRule,
-        rows: &[u64; WORDS],
-        data: &Bound,
-        start: usize,
-        bits: &mut AtomBits,
-        done: &mut AtomBits,
-        folded: &mut String,
-    ) {
-        for (field, atoms) in &rule.lazy {
+    /// Tests each lazy atom on the rows where some rule using it is a candidate (each of
+    /// its needed sets hit), reading and folding each row's value once for all the atoms.
+    fn eval_lazy(&self, data: &Bound, start: usize, scratch: &mut ThreadScratch) {
+        let ThreadScratch { bits, lazy_rows, lazy_values, .. } = scratch;
+        for rule in self.rules.iter().filter(|r| !r.lazy.is_empty()) {
+            let Some(candidates) = needed_rows(rule, bits) else {
+                continue;
+            };
+            for &a in rule.lazy.iter().flat_map(|(_, atoms)| atoms) {
+                lazy_rows.set_words(a, &candidates);
+            }
+        }
+        for (field, atoms) in &self.lazy_fields {
             let Some(col) = &data.fields[field.index()] else {
                 continue;
             };
-            for (w, &word) in rows.iter().enumerate() {
-                let mut word = word;
-                while word != 0 {
-                    let r = w * 64 + word.trailing_zeros() as usize;
-                    word &= word - 1;
-                    // The value, read and folded once per row.
-                    let mut value = None;
-                    for &a in atoms {
-                        if done.get(a).is_some_and(|d| d[w] >> (r % 64) & 1 == 1) {
-                            continue;
-                        }
-                        done.set(a, r);
-                        let Some(text) = value.get_or_insert_with(|| {
-                            let text = col.value(start + r).and_then(|v| v.text());
-                            if let Some(text) = &text {
-                                folded.clear();
-                                fold_into(text, folded);
+            lazy_values.clear();
+            for &a in atoms {
+                let Some(rows) = lazy_rows.get(a) else {
+                    continue;
+                };
+                let test = self.lazy[a.index()].as_ref().expect("lazy atom");
+                for (w, &word) in rows.iter().enumerate() {
+                    let mut word = word;
+                    while word != 0 {
+                        let r = w * 64 + word.trailing_zeros() as usize;
+                        word &= word - 1;
+                        let row = start + r;
+                        // A small dictionary's values are read and tested once per chunk,
+                        // a column's once per row (a null key is past the values).
+                        let slot = match col {
+                            Col::Dict { keys, values } if values.len() <= MAX_KEY_SLOTS => {
+                                (keys[row] as usize).min(values.len())
                             }
-                            text
-                        }) else {
-                            break;
+                            _ => r,
                         };
-                        if self.lazy[a.index()].as_ref().expect("lazy atom").test(text, folded) {
+                        let read = || col.value(row).and_then(|v| v.text());
+                        if lazy_values.test(slot, read, |text, folded| test.test(text, folded)) {
                             bits.set(a, r);
                         }
                     }
                 }
+                lazy_values.next_atom();
             }
         }
+        lazy_rows.clear();
     }
 
     fn match_chunk(
@@ -427,7 +442,7 @@ impl Matcher {
         for f in 0..self.tables.len() {
             self.eval_field(f, data, start, end, scratch);
         }
-        let ThreadScratch { values, bits, keyword_memos, lazy_done, .. } = scratch;
+        let ThreadScratch { values, bits, keyword_memos, .. } = scratch;
         keyword_memos.resize_with(data.keyword.len(), Memo::default);
         for (col, memo) in data.keyword.iter().zip(keyword_memos) {
             self.eval_column(&self.keyword, col, start, end, memo, values, bits);
@@ -447,6 +462,8 @@ impl Matcher {
                 }
             }
         }
+        self.eval_lazy(data, start, scratch);
+        let bits = &mut scratch.bits;
         let rows = end - start;
         let live: [u64; WORDS] = std::array::from_fn(|w| match rows.saturating_sub(w * 64) {
             0 => 0,
@@ -458,9 +475,6 @@ impl Matcher {
             let Some(candidates) = needed_rows(rule, bits) else {
                 continue;
             };
-            if !rule.lazy.is_empty() {
-                self.eval_lazy(rule, &candidates, data, start, bits, lazy_done, &mut values.folded);
-            }
             // Only the words holding candidates: the rule is false on every other row.
             let first = candidates.iter().position(|&w| w != 0).expect("a candidate");
             let last = candidates.iter().rposition(|&w| w != 0).expect("a candidate");
@@ -475,7 +489,6 @@ impl Matcher {
             }
         }
         bits.clear();
-        lazy_done.clear();
         hits.sort_unstable();
         hits.into_iter().for_each(|(r, rule)| emit(start + r, rule));
         Ok(())

@@ -1,6 +1,7 @@
 //! Per-thread scratch space: the per-atom bit sets of a chunk, the value memos, regex
 //! caches and the folded-value buffer, and the pool that keeps them from call to call.
 
+use std::borrow::Cow;
 use std::hash::Hasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use hashbrown::HashTable;
 use regex_automata::meta;
 use rustc_hash::FxHasher;
 
+use crate::casefold::fold_into;
 use crate::column::Value;
 use crate::program::AtomId;
 use crate::table::FieldTable;
@@ -186,8 +188,89 @@ pub(crate) struct ThreadScratch {
     pub memos: Vec<Memo>,
     /// Per keyword column.
     pub keyword_memos: Vec<Memo>,
-    /// Per lazy atom, the rows of the chunk where it was tested.
-    pub lazy_done: AtomBits,
+    /// Per lazy atom, the rows of the chunk it is tested on.
+    pub lazy_rows: AtomBits,
+    pub lazy_values: RowValues,
+}
+
+/// The values of one column that lazy atoms test in a chunk, each read and case-folded
+/// once for all of them: by row, or by dictionary key for a dictionary column.
+#[derive(Default)]
+pub(crate) struct RowValues {
+    /// Per row or key: 1 + the index of its entry in `spans`, or 0 when not read yet.
+    slots: Vec<u32>,
+    /// Per value read: where its text and its folding sit in `text` (start, text length,
+    /// folded length), or None for a null.
+    spans: Vec<Option<(u32, u32, u32)>>,
+    touched: Vec<u32>,
+    text: String,
+    /// Per slot, the current atom's result: 0 not tested yet, 1 false, 2 true.
+    results: Vec<u8>,
+    tested: Vec<u32>,
+}
+
+impl RowValues {
+    /// Whether `test` holds for the value at `slot` (false for a null), tested once per
+    /// slot and atom (see [`RowValues::next_atom`]).
+    pub fn test<'v>(
+        &mut self,
+        slot: usize,
+        read: impl FnOnce() -> Option<Cow<'v, str>>,
+        test: impl FnOnce(&str, &str) -> bool,
+    ) -> bool {
+        if slot >= self.results.len() {
+            self.results.resize(slot + 1, 0);
+        }
+        if self.results[slot] == 0 {
+            let holds = self.get(slot, read).is_some_and(|(text, folded)| test(text, folded));
+            self.results[slot] = 1 + u8::from(holds);
+            self.tested.push(slot as u32);
+        }
+        self.results[slot] == 2
+    }
+
+    /// Forgets the results of the last atom.
+    pub fn next_atom(&mut self) {
+        for &slot in &self.tested {
+            self.results[slot as usize] = 0;
+        }
+        self.tested.clear();
+    }
+
+    /// Forgets the values of the last column.
+    pub fn clear(&mut self) {
+        for &slot in &self.touched {
+            self.slots[slot as usize] = 0;
+        }
+        self.touched.clear();
+        self.spans.clear();
+        self.text.clear();
+    }
+
+    /// The value at `slot` and its folding, read by `read` the first time.
+    fn get<'v>(
+        &mut self,
+        slot: usize,
+        read: impl FnOnce() -> Option<Cow<'v, str>>,
+    ) -> Option<(&str, &str)> {
+        if slot >= self.slots.len() {
+            self.slots.resize(slot + 1, 0);
+        }
+        if self.slots[slot] == 0 {
+            let span = read().map(|value| {
+                let start = self.text.len();
+                self.text.push_str(&value);
+                fold_into(&value, &mut self.text);
+                (start as u32, value.len() as u32, (self.text.len() - start - value.len()) as u32)
+            });
+            self.spans.push(span);
+            self.slots[slot] = self.spans.len() as u32;
+            self.touched.push(slot as u32);
+        }
+        let (start, len, folded) = self.spans[self.slots[slot] as usize - 1]?;
+        let (start, mid) = (start as usize, (start + len) as usize);
+        Some((&self.text[start..mid], &self.text[mid..mid + folded as usize]))
+    }
 }
 
 impl ThreadScratch {
@@ -197,7 +280,8 @@ impl ThreadScratch {
             bits: AtomBits::new(atoms),
             memos: (0..fields).map(|_| Memo::default()).collect(),
             keyword_memos: Vec::new(),
-            lazy_done: AtomBits::new(atoms),
+            lazy_rows: AtomBits::new(atoms),
+            lazy_values: RowValues::default(),
         }
     }
 }
