@@ -65,7 +65,7 @@ struct Bound<'a> {
     strings: Vec<(String, StrCol<'a>)>,
     /// Per field: the atoms true for each dictionary value, computed once per batch, and
     /// last the atoms true for a null, the entry of every key past the values.
-    dict_hits: Vec<Option<Vec<Vec<AtomId>>>>,
+    dict_hits: Vec<Option<DictHits>>,
     rows: usize,
 }
 
@@ -268,22 +268,24 @@ impl Matcher {
             .zip(&self.tables)
             .zip(memos)
             .map(|((col, table), memo)| match col {
-                Some(Col::Dict { values, .. }) if values.len() <= batch.num_rows() => Some(
-                    (0..values.len())
-                        .map(|i| match values.get(i) {
+                Some(Col::Dict { values, .. }) if values.len() <= batch.num_rows() => {
+                    let mut hits = DictHits::default();
+                    for i in 0..values.len() {
+                        match values.get(i) {
                             Some(v) if self.options.memo && !memo.off => {
-                                memo.atoms(table, v, scratch).to_vec()
+                                hits.atoms.extend_from_slice(memo.atoms(table, v, scratch))
                             }
                             Some(v) => {
-                                let mut hits = Vec::new();
-                                table.eval(Value::Str(v), scratch, &mut |a| hits.push(a));
-                                hits
+                                table.eval(Value::Str(v), scratch, &mut |a| hits.atoms.push(a))
                             }
-                            None => table.nulls.clone(),
-                        })
-                        .chain([table.nulls.clone()])
-                        .collect(),
-                ),
+                            None => hits.atoms.extend_from_slice(&table.nulls),
+                        }
+                        hits.ends.push(hits.atoms.len() as u32);
+                    }
+                    hits.atoms.extend_from_slice(&table.nulls);
+                    hits.ends.push(hits.atoms.len() as u32);
+                    Some(hits)
+                }
                 _ => None,
             })
             .collect();
@@ -311,9 +313,8 @@ impl Matcher {
             return;
         };
         if let (Col::Dict { keys, .. }, Some(hits)) = (col, &data.dict_hits[f]) {
-            let past = hits.len() - 1;
             for (r, &key) in keys[start..end].iter().enumerate() {
-                hits[(key as usize).min(past)].iter().for_each(|&a| bits.set(a, r));
+                hits.of(key).iter().for_each(|&a| bits.set(a, r));
             }
             return;
         }
@@ -492,6 +493,23 @@ impl Matcher {
         hits.sort_unstable();
         hits.into_iter().for_each(|(r, rule)| emit(start + r, rule));
         Ok(())
+    }
+}
+
+/// The atoms true for each value of a dictionary, and last for a null (the entry of every
+/// key past the values), end to end: one lookup per row.
+#[derive(Default)]
+struct DictHits {
+    /// Per value, where its atoms end in `atoms`.
+    ends: Vec<u32>,
+    atoms: Vec<AtomId>,
+}
+
+impl DictHits {
+    fn of(&self, key: u32) -> &[AtomId] {
+        let key = (key as usize).min(self.ends.len() - 1);
+        let start = if key == 0 { 0 } else { self.ends[key - 1] as usize };
+        &self.atoms[start..self.ends[key] as usize]
     }
 }
 
