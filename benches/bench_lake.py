@@ -45,7 +45,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,11 +53,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sigmarrow
 from _common import best_of, machine  # benches/ is on sys.path when run as a script
+from _rsigma import compare_counts, rsigma_binary, time_rsigma, write_ndjson
 from headline import rule_counts
 from sigmarrow.scan import scan
 
@@ -75,7 +74,6 @@ from sigmahq import HAVE_SIGMA, SIGMA_DIR, rule_dirs
 
 DATA_DIR = REPO_DIR / "benches" / "data"
 RESULTS_DIR = REPO_DIR / "benches" / "results"
-RSIGMA_CANDIDATES = (Path("/work/tools/rsigma/bin/rsigma"),)
 REFERENCE_SEED, REFERENCE_RANDOM_RULES = 3, 100
 
 
@@ -100,27 +98,6 @@ def rule_links(matcher: sigmarrow.Matcher, folder: Path) -> Path:
     return folder
 
 
-def write_ndjson(table: pa.Table, path: Path) -> None:
-    """One JSON object per row, without the null columns (rsigma counts a null as present)."""
-    rows: list[dict] = [{} for _ in range(table.num_rows)]
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        column = column.combine_chunks()
-        valid = np.flatnonzero(np.asarray(column.is_valid()))
-        values = column.take(pa.array(valid)).to_pylist()
-        for row, value in zip(valid.tolist(), values, strict=True):
-            rows[row][name] = value
-    with path.open("wb") as out:
-        for row in rows:
-            out.write(orjson.dumps(row) + b"\n")
-
-
-def rsigma_binary() -> str | None:
-    for path in RSIGMA_CANDIDATES:
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which("rsigma")
-
-
 def rsigma_pipeline(folder: Path) -> Path:
     """sigmarrow's windows routing for rsigma: the same file, with pySigma's plain
     `field_name_mapping` for the one-to-many Image/ParentImage mapping (rsigma does not know
@@ -129,32 +106,6 @@ def rsigma_pipeline(folder: Path) -> Path:
     text = (REPO_DIR / "python/sigmarrow/pipelines/windows.yml").read_text(encoding="utf-8")
     path.write_text(text.replace("type: sigmarrow_field_mapping", "type: field_name_mapping"))
     return path
-
-
-def time_rsigma(binary: str, rules: Path, pipeline: Path, events: Path, empty: Path,
-                runs: int) -> dict:
-    """rsigma on one core, net of loading the rules: best run on `events` minus best on
-    `empty`; and its hits per rule id."""
-    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-
-    def once(source: Path) -> Counter:
-        out = events.with_name(f"rsigma-out-{source.stem}.ndjson")
-        command = [*pin, binary, "engine", "eval", "-r", str(rules), "-p", str(pipeline),
-                   "-e", f"@{source}", "-o", str(out)]
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{shlex.join(command)} failed ({proc.returncode}): "
-                               f"{proc.stderr.strip()[-500:]}")
-        with out.open("rb") as lines:
-            return Counter(orjson.loads(line)["rule_id"] for line in lines if line.strip())
-
-    loading, _, _ = best_of(runs, lambda: once(empty))
-    total, times, per_rule = best_of(runs, lambda: once(events))
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    return {"version": version.stdout.splitlines()[0].strip(), "pinned_to_one_core": bool(pin),
-            "loading_seconds": round(loading, 3), "total_seconds": round(total, 3),
-            "all_seconds": [round(t, 3) for t in times], "seconds": round(total - loading, 3),
-            "hits": sum(per_rule.values()), "per_rule": dict(per_rule)}
 
 
 def time_command(rules: Path, data: Path, work: Path) -> dict:
@@ -289,12 +240,7 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
                 report["rsigma"] = rs = time_rsigma(binary, links, rsigma_pipeline(work), events,
                                                     empty, args.runs)
                 ours = {r.id: int(n) for r, n in zip(matcher.rules, one, strict=True) if n}
-                theirs = rs["per_rule"]
-                rs["rules_whose_count_differs"] = {
-                    rule_id: {"sigmarrow": ours.get(rule_id, 0), "rsigma": theirs.get(rule_id, 0)}
-                    for rule_id in sorted(ours.keys() | theirs.keys())
-                    if ours.get(rule_id, 0) != theirs.get(rule_id, 0)
-                }
+                rs["rules_whose_count_differs"] = compare_counts(ours, rs["per_rule"])
                 row("engine", f"{rs['version']}, 1 core", rs["seconds"], rs["all_seconds"],
                     hits=rs["hits"], vs_sigmarrow_1_thread=round(rs["seconds"] / engine[1], 1))
             except RuntimeError as e:
