@@ -25,6 +25,7 @@ use arrow_array::{
     Array, GenericListArray, LargeBinaryArray, OffsetSizeTrait, PrimitiveArray, RecordBatch,
 };
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
+use arrow_cast::cast;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike};
@@ -275,8 +276,14 @@ fn non_null(array: &dyn Array) -> Result<Box<dyn Encode + '_>> {
         }
         DataType::Dictionary(_, _) => {
             let dictionary = array.as_any_dictionary();
-            let (keys, values) = (dictionary.normalized_keys(), encoder(dictionary.values())?);
-            Box::new(Each(move |row, out: &mut Vec<u8>| values.encode(keys[row], out)))
+            // The keys as indexes (normalized_keys refuses the empty values of an all-null
+            // column, which Parquet gives).
+            let keys = cast(dictionary.keys(), &DataType::UInt64).map_err(|e| e.to_string())?;
+            let keys = keys.as_primitive::<UInt64Type>().clone();
+            let values = encoder(dictionary.values())?;
+            Box::new(Each(move |row, out: &mut Vec<u8>| {
+                values.encode(keys.value(row) as usize, out)
+            }))
         }
         _ => {
             let text = ArrayFormatter::try_new(array, &FormatOptions::default())
