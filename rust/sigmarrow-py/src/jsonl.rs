@@ -11,8 +11,6 @@
 //! (fraction likewise); lists as arrays, structs as objects, maps as arrays of [key, value];
 //! anything else (decimals, durations, intervals, unions, ...) as a string of Arrow's text.
 
-use std::fmt::Write as _;
-
 use arrow_array::cast::AsArray;
 use arrow_array::timezone::Tz;
 use arrow_array::types::{
@@ -181,14 +179,16 @@ fn non_null(array: &dyn Array) -> Result<Box<dyn Encode + '_>> {
                 let days = values.value(row).checked_add(UNIX_EPOCH_CE);
                 let date = days.and_then(NaiveDate::from_num_days_from_ce_opt);
                 let date = date.ok_or_else(out_of_range)?;
-                quoted(out, |text| write_date(text, date))
+                quoted(out, |out| write_date(out, date));
+                Ok(())
             }))
         }
         DataType::Date64 => {
             let values = array.as_primitive::<Date64Type>();
             Box::new(Each(|row, out: &mut Vec<u8>| {
                 let time = since_epoch(values.value(row), TimeUnit::Millisecond)?;
-                quoted(out, |text| write_date(text, time.date()))
+                quoted(out, |out| write_date(out, time.date()));
+                Ok(())
             }))
         }
         DataType::Time32(unit @ TimeUnit::Second) => {
@@ -210,16 +210,18 @@ fn non_null(array: &dyn Array) -> Result<Box<dyn Encode + '_>> {
             match zone {
                 None => Box::new(Each(move |row, out: &mut Vec<u8>| {
                     let time = since_epoch(values[row], unit)?;
-                    quoted(out, |text| write_datetime(text, time))
+                    quoted(out, |out| write_datetime(out, time));
+                    Ok(())
                 })),
                 Some(zone) => {
                     let zone: Tz = zone.parse().map_err(|e| format!("time zone {zone:?}: {e}"))?;
                     Box::new(Each(move |row, out: &mut Vec<u8>| {
                         let local = zone.from_utc_datetime(&since_epoch(values[row], unit)?);
-                        quoted(out, |text| {
-                            write_datetime(text, local.naive_local())?;
-                            write_offset(text, local.offset().fix().local_minus_utc())
-                        })
+                        quoted(out, |out| {
+                            write_datetime(out, local.naive_local());
+                            write_offset(out, local.offset().fix().local_minus_utc());
+                        });
+                        Ok(())
                     }))
                 }
             }
@@ -357,7 +359,8 @@ where
             .ok()
             .and_then(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, nanos))
             .ok_or_else(out_of_range)?;
-        quoted(out, |text| write_time(text, time))
+        quoted(out, |out| write_time(out, time));
+        Ok(())
     }))
 }
 
@@ -386,45 +389,74 @@ fn out_of_range() -> String {
     "a value out of the range of dates".to_string()
 }
 
-fn write_date(text: &mut String, date: NaiveDate) -> std::fmt::Result {
-    write!(text, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+fn write_date(out: &mut Vec<u8>, date: NaiveDate) {
+    if date.year() < 0 {
+        out.push(b'-');
+    }
+    digits(out, date.year().unsigned_abs(), 4);
+    out.push(b'-');
+    digits(out, date.month(), 2);
+    out.push(b'-');
+    digits(out, date.day(), 2);
 }
 
-fn write_datetime(text: &mut String, time: NaiveDateTime) -> std::fmt::Result {
-    write_date(text, time.date())?;
-    text.push('T');
-    write_time(text, time.time())
+fn write_datetime(out: &mut Vec<u8>, time: NaiveDateTime) {
+    write_date(out, time.date());
+    out.push(b'T');
+    write_time(out, time.time());
 }
 
 /// `HH:MM:SS`, then the fraction: none when zero, else 6 digits (9 below the microsecond).
-fn write_time(text: &mut String, time: NaiveTime) -> std::fmt::Result {
-    write!(text, "{:02}:{:02}:{:02}", time.hour(), time.minute(), time.second())?;
+fn write_time(out: &mut Vec<u8>, time: NaiveTime) {
+    for (i, part) in [time.hour(), time.minute(), time.second()].into_iter().enumerate() {
+        if i > 0 {
+            out.push(b':');
+        }
+        digits(out, part, 2);
+    }
     match time.nanosecond() {
-        0 => Ok(()),
-        nanos if nanos % 1_000 == 0 => write!(text, ".{:06}", nanos / 1_000),
-        nanos => write!(text, ".{nanos:09}"),
+        0 => {}
+        nanos if nanos.is_multiple_of(1_000) => {
+            out.push(b'.');
+            digits(out, nanos / 1_000, 6);
+        }
+        nanos => {
+            out.push(b'.');
+            digits(out, nanos, 9);
+        }
     }
 }
 
 /// `+HH:MM` (`:SS` too where an old local time has seconds).
-fn write_offset(text: &mut String, seconds: i32) -> std::fmt::Result {
-    let sign = if seconds < 0 { '-' } else { '+' };
+fn write_offset(out: &mut Vec<u8>, seconds: i32) {
+    out.push(if seconds < 0 { b'-' } else { b'+' });
     let seconds = seconds.unsigned_abs();
-    write!(text, "{sign}{:02}:{:02}", seconds / 3600, seconds / 60 % 60)?;
-    match seconds % 60 {
-        0 => Ok(()),
-        s => write!(text, ":{s:02}"),
+    digits(out, seconds / 3600, 2);
+    out.push(b':');
+    digits(out, seconds / 60 % 60, 2);
+    if !seconds.is_multiple_of(60) {
+        out.push(b':');
+        digits(out, seconds % 60, 2);
     }
 }
 
-/// A JSON string of what `write` puts in a text (only digits and signs: no escaping).
-fn quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut String) -> std::fmt::Result) -> Result<()> {
-    let mut text = String::with_capacity(32);
-    write(&mut text).map_err(|e| e.to_string())?;
+/// `value` in decimal, zero-padded to `width` digits.
+fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+    let mut text = [b'0'; 10];
+    let mut start = text.len();
+    while value > 0 || text.len() - start < width {
+        start -= 1;
+        text[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend_from_slice(&text[start..]);
+}
+
+/// A JSON string of what `write` writes (only digits and signs: nothing to escape).
+fn quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
     out.push(b'"');
-    out.extend_from_slice(text.as_bytes());
+    write(out);
     out.push(b'"');
-    Ok(())
 }
 
 /// A number or boolean as serde_json writes it (NaN and infinities as null).
