@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sigmarrow import _engine
 from sigmarrow.errors import SigmarrowError
 from sigmarrow.scan.hits import EVENT_COLUMNS_KEY, HIT_COLUMNS
 from sigmarrow.scan.timesort import TimeSorted
@@ -152,6 +151,8 @@ class _JsonLinesWriter:
 
     def encode(self, batch: pa.RecordBatch) -> pa.Array:
         """The lines of these hits (large binary, each ending in a newline)."""
+        from sigmarrow import _engine  # here: help lists the formats without the engine
+
         return _engine.json_lines(batch, self._keep_nulls)
 
     def write_lines(self, lines: pa.Array) -> None:

@@ -20,7 +20,8 @@ use arrow_array::types::{
     TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{
-    Array, GenericListArray, LargeBinaryArray, OffsetSizeTrait, PrimitiveArray, RecordBatch,
+    Array, ArrayAccessor, GenericListArray, LargeBinaryArray, OffsetSizeTrait, PrimitiveArray,
+    RecordBatch,
 };
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow_cast::cast;
@@ -126,53 +127,31 @@ fn encoder(array: &dyn Array) -> Result<Box<dyn Encode + '_>> {
 /// The encoder of `array`'s values where they are not null.
 fn non_null(array: &dyn Array) -> Result<Box<dyn Encode + '_>> {
     Ok(match array.data_type() {
-        DataType::Null => Box::new(Plain(|_, out: &mut Vec<u8>| out.extend_from_slice(b"null"))),
-        DataType::Boolean => {
-            let values = array.as_boolean();
-            Box::new(Plain(|row, out: &mut Vec<u8>| number(out, values.value(row))))
-        }
-        DataType::Int8 => primitive::<Int8Type>(array),
-        DataType::Int16 => primitive::<Int16Type>(array),
-        DataType::Int32 => primitive::<Int32Type>(array),
-        DataType::Int64 => primitive::<Int64Type>(array),
-        DataType::UInt8 => primitive::<UInt8Type>(array),
-        DataType::UInt16 => primitive::<UInt16Type>(array),
-        DataType::UInt32 => primitive::<UInt32Type>(array),
-        DataType::UInt64 => primitive::<UInt64Type>(array),
+        DataType::Null => Box::new(Each(|_, out: &mut Vec<u8>| {
+            out.extend_from_slice(b"null");
+            Ok(())
+        })),
+        DataType::Boolean => values(array.as_boolean(), number),
+        DataType::Int8 => values(array.as_primitive::<Int8Type>(), number),
+        DataType::Int16 => values(array.as_primitive::<Int16Type>(), number),
+        DataType::Int32 => values(array.as_primitive::<Int32Type>(), number),
+        DataType::Int64 => values(array.as_primitive::<Int64Type>(), number),
+        DataType::UInt8 => values(array.as_primitive::<UInt8Type>(), number),
+        DataType::UInt16 => values(array.as_primitive::<UInt16Type>(), number),
+        DataType::UInt32 => values(array.as_primitive::<UInt32Type>(), number),
+        DataType::UInt64 => values(array.as_primitive::<UInt64Type>(), number),
         DataType::Float16 => {
-            let values = array.as_primitive::<Float16Type>();
-            Box::new(Plain(|row, out: &mut Vec<u8>| number(out, values.value(row).to_f32())))
+            values(array.as_primitive::<Float16Type>(), |out, v| number(out, v.to_f32()))
         }
-        DataType::Float32 => primitive::<Float32Type>(array),
-        DataType::Float64 => primitive::<Float64Type>(array),
-        DataType::Utf8 => {
-            let values = array.as_string::<i32>();
-            Box::new(Plain(|row, out: &mut Vec<u8>| string(out, values.value(row))))
-        }
-        DataType::LargeUtf8 => {
-            let values = array.as_string::<i64>();
-            Box::new(Plain(|row, out: &mut Vec<u8>| string(out, values.value(row))))
-        }
-        DataType::Utf8View => {
-            let values = array.as_string_view();
-            Box::new(Plain(|row, out: &mut Vec<u8>| string(out, values.value(row))))
-        }
-        DataType::Binary => {
-            let values = array.as_binary::<i32>();
-            Box::new(Plain(|row, out: &mut Vec<u8>| hex(out, values.value(row))))
-        }
-        DataType::LargeBinary => {
-            let values = array.as_binary::<i64>();
-            Box::new(Plain(|row, out: &mut Vec<u8>| hex(out, values.value(row))))
-        }
-        DataType::BinaryView => {
-            let values = array.as_binary_view();
-            Box::new(Plain(|row, out: &mut Vec<u8>| hex(out, values.value(row))))
-        }
-        DataType::FixedSizeBinary(_) => {
-            let values = array.as_fixed_size_binary();
-            Box::new(Plain(|row, out: &mut Vec<u8>| hex(out, values.value(row))))
-        }
+        DataType::Float32 => values(array.as_primitive::<Float32Type>(), number),
+        DataType::Float64 => values(array.as_primitive::<Float64Type>(), number),
+        DataType::Utf8 => values(array.as_string::<i32>(), string),
+        DataType::LargeUtf8 => values(array.as_string::<i64>(), string),
+        DataType::Utf8View => values(array.as_string_view(), string),
+        DataType::Binary => values(array.as_binary::<i32>(), hex),
+        DataType::LargeBinary => values(array.as_binary::<i64>(), hex),
+        DataType::BinaryView => values(array.as_binary_view(), hex),
+        DataType::FixedSizeBinary(_) => values(array.as_fixed_size_binary(), hex),
         DataType::Date32 => {
             let values = array.as_primitive::<Date32Type>();
             Box::new(Each(|row, out: &mut Vec<u8>| {
@@ -298,7 +277,7 @@ fn non_null(array: &dyn Array) -> Result<Box<dyn Encode + '_>> {
     })
 }
 
-/// An encoder as a closure that may fail.
+/// An encoder as a closure.
 struct Each<F>(F);
 
 impl<F: Fn(usize, &mut Vec<u8>) -> Result<()>> Encode for Each<F> {
@@ -307,23 +286,15 @@ impl<F: Fn(usize, &mut Vec<u8>) -> Result<()>> Encode for Each<F> {
     }
 }
 
-/// An encoder as a closure that cannot fail.
-struct Plain<F>(F);
-
-impl<F: Fn(usize, &mut Vec<u8>)> Encode for Plain<F> {
-    fn encode(&self, row: usize, out: &mut Vec<u8>) -> Result<()> {
-        (self.0)(row, out);
-        Ok(())
-    }
-}
-
-fn primitive<T>(array: &dyn Array) -> Box<dyn Encode + '_>
+/// The encoder that writes each of `values` with `write`.
+fn values<'a, A>(values: A, write: impl Fn(&mut Vec<u8>, A::Item) + 'a) -> Box<dyn Encode + 'a>
 where
-    T: ArrowPrimitiveType,
-    T::Native: serde::Serialize,
+    A: ArrayAccessor + 'a,
 {
-    let values = array.as_primitive::<T>();
-    Box::new(Plain(|row, out: &mut Vec<u8>| number(out, values.value(row))))
+    Box::new(Each(move |row, out: &mut Vec<u8>| {
+        write(out, values.value(row));
+        Ok(())
+    }))
 }
 
 fn list<O: OffsetSizeTrait>(lists: &GenericListArray<O>) -> Result<Box<dyn Encode + '_>> {
