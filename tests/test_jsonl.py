@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sigmarrow import _engine
 from sigmarrow.errors import DataError
+from sigmarrow.scan import writers
 from sigmarrow.scan.hits import EVENT_COLUMNS_KEY, HIT_COLUMNS, HIT_SCHEMA
 from sigmarrow.scan.writers import FORMATS
 
@@ -182,13 +183,16 @@ def test_per_rule_hits_leave_out_null_event_columns_but_keep_the_hit_columns():
         assert all(keys[: len(HIT_COLUMNS)] == list(HIT_COLUMNS) for keys, _ in got)
 
 
-def test_sorted_path_writes_the_encoded_lines_as_they_are():
+def test_lines_are_written_as_encoded_sliced_or_in_parts(monkeypatch):
+    """The sorted path writes slices of encoded lines; a large batch is encoded in parts."""
     batch = pa.record_batch({"n": pa.array(range(10)), "s": pa.array(NASTY + [None] * 3)})
     writer = FORMATS["jsonl"].open(sink := io.BytesIO(), batch.schema)
     lines = writer.encode(batch)
     writer.write_lines(lines.slice(3, 4))
     writer.write_lines(lines.slice(0, 0))
     assert sink.getvalue() == b"".join(reference_lines(batch)[3:7])
+    assert writer_output(batch) == b"".join(lines.to_pylist())
+    monkeypatch.setattr(writers, "JSON_ROWS", 3)  # a batch of hits encoded in parts
     assert writer_output(batch) == b"".join(lines.to_pylist())
 
 

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import sigmarrow
 from sigmarrow.errors import SigmarrowError
 from sigmarrow.scan.hits import EVENT_COLUMNS_KEY, HIT_COLUMNS
 from sigmarrow.scan.timesort import TimeSorted
@@ -67,6 +68,9 @@ __all__ = [
 ROW_GROUP_ROWS = 1 << 16
 #: ... unless they hold more bytes than this first (hits with many wide event columns).
 ROW_GROUP_BYTES = 64 << 20
+#: Hits encoded at a time for JSON Lines: a batch of hits (its events times the rules they
+#: hit) can be many times the events, and its lines larger still.
+JSON_ROWS = 16_384
 #: How long a scan to a pipe waits at the end for its reader to leave: a reader that quits
 #: before the end of the data (``| head -2``) did not read every hit.
 READER_GRACE_SECONDS = 0.1
@@ -139,7 +143,7 @@ class _ParquetWriter:
 
 
 class _JsonLinesWriter:
-    """One JSON object per hit, encoded by the engine (:func:`sigmarrow._engine.json_lines`,
+    """One JSON object per hit, encoded by the engine (:func:`sigmarrow.json_lines`,
     docs/scan.md tells how each type is written). With the event columns of the rule
     (schema metadata), an event column is left out of a hit where it is null: it is
     another rule's, or the event lacks it."""
@@ -151,9 +155,7 @@ class _JsonLinesWriter:
 
     def encode(self, batch: pa.RecordBatch) -> pa.Array:
         """The lines of these hits (large binary, each ending in a newline)."""
-        from sigmarrow import _engine  # here: help lists the formats without the engine
-
-        return _engine.json_lines(batch, self._keep_nulls)
+        return sigmarrow.json_lines(batch, self._keep_nulls)
 
     def write_lines(self, lines: pa.Array) -> None:
         """Write lines of :meth:`encode` (large binary): their bytes, straight from the data
@@ -163,7 +165,8 @@ class _JsonLinesWriter:
         self._sink.write(data[ends[lines.offset] : ends[lines.offset + len(lines)]])
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self.write_lines(self.encode(batch))
+        for start in range(0, batch.num_rows, JSON_ROWS):
+            self.write_lines(self.encode(batch.slice(start, JSON_ROWS)))
 
     def close(self) -> None:
         self._sink.flush()

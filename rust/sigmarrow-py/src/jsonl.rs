@@ -1,15 +1,16 @@
 //! JSON Lines of a record batch, for `sigmarrow scan`: one compact JSON object per row, its
 //! fields in column order, each line ending in a newline.
 //!
-//! Values are written as Python's orjson writes what pyarrow's `to_pylist` gives (the writer
-//! this replaces), except where that was a quirk (docs/scan.md, "JSON Lines"):
-//! strings escaped as JSON requires (other characters as they are, UTF-8); NaN and
-//! infinities as null; float32 in the shortest digits that read back as the same float32;
-//! binary as lower-case hex; timestamps as `2024-01-01T00:00:00.250000+00:00` (local time
-//! of the column's zone and its offset; no offset without a zone; the fraction left out when
-//! zero, 9 digits only below the microsecond), dates as `2024-01-01`, times as `12:00:00`
-//! (fraction likewise); lists as arrays, structs as objects, maps as arrays of [key, value];
-//! anything else (decimals, durations, intervals, unions, ...) as a string of Arrow's text.
+//! Values are written as Python's orjson wrote what pyarrow's `to_pylist` gives (the writer
+//! this replaces), except where that was a quirk (docs/scan.md, "How JSON Lines writes
+//! values"): strings escaped as JSON requires (other characters as they are, UTF-8); NaN
+//! and infinities as null; float32 in the shortest digits that read back as the same
+//! float32; binary as lower-case hex; timestamps as `2024-01-01T00:00:00.250000+00:00`
+//! (local time of the column's zone and its offset; no offset without a zone; the fraction
+//! left out when zero, 9 digits only below the microsecond), dates as `2024-01-01`, times as
+//! `12:00:00` (fraction likewise); lists as arrays, structs as objects, maps as arrays of
+//! [key, value]; anything else (decimals, durations, intervals, unions, ...) as a string of
+//! Arrow's text.
 
 use arrow_array::cast::AsArray;
 use arrow_array::timezone::Tz;
