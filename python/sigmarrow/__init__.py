@@ -22,7 +22,7 @@ from sigmarrow.errors import (
 
 if TYPE_CHECKING:
     from sigmarrow.logsource import LogSource
-    from sigmarrow.matcher import Matcher, RuleInfo, __version__
+    from sigmarrow.matcher import Matcher, RuleInfo, __version__, json_lines
     from sigmarrow.program import Program
     from sigmarrow.rules import LogSourceSpec, PipelineSpec, Sources, load_rules
     from sigmarrow.selection import RuleSelection
@@ -33,6 +33,7 @@ _LAZY = {
     "LogSource": "sigmarrow.logsource",
     "Matcher": "sigmarrow.matcher",
     "RuleInfo": "sigmarrow.matcher",
+    "json_lines": "sigmarrow.matcher",  # for the scan's JSON Lines output
     "RuleSelection": "sigmarrow.selection",
     "Program": "sigmarrow.program",
     "load_rules": "sigmarrow.rules",
@@ -55,6 +56,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "compile",
+    "json_lines",
     "load_rules",
 ]
 

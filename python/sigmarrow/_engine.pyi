@@ -4,7 +4,7 @@ from typing import Self, final
 
 import pyarrow as pa
 
-__all__ = ["Engine", "__version__", "casefold", "check_triggers"]
+__all__ = ["Engine", "__version__", "casefold", "check_triggers", "json_lines"]
 __version__: str
 
 @final
@@ -24,3 +24,10 @@ class Engine:
 
 def casefold(text: str) -> str: ...
 def check_triggers(atom_json: str) -> list[str] | None: ...
+def json_lines(
+    batch: pa.RecordBatch, skip_nulls_except: list[str] | None = None
+) -> pa.LargeBinaryArray:
+    """The JSON Lines of ``batch``: one object per row, fields in column order, each line
+    ending in a newline (docs/scan.md tells how each type is written). With
+    ``skip_nulls_except``, a null is left out unless its column is one of these; raises
+    `DataError` naming the column of a value that cannot be written."""

@@ -116,6 +116,12 @@ def _relinked(
     return kept, failed
 
 
+def json_lines(batch: pa.RecordBatch, skip_nulls_except: list[str] | None = None) -> pa.Array:
+    """The JSON Lines of ``batch`` as the engine encodes them (for the scan's output; see
+    `sigmarrow._engine.json_lines`)."""
+    return _engine.json_lines(batch, skip_nulls_except)
+
+
 def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

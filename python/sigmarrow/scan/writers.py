@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import sigmarrow
 from sigmarrow.errors import SigmarrowError
 from sigmarrow.scan.hits import EVENT_COLUMNS_KEY, HIT_COLUMNS
 from sigmarrow.scan.timesort import TimeSorted
@@ -67,8 +68,9 @@ __all__ = [
 ROW_GROUP_ROWS = 1 << 16
 #: ... unless they hold more bytes than this first (hits with many wide event columns).
 ROW_GROUP_BYTES = 64 << 20
-#: Hits turned into Python objects at a time, for JSON Lines.
-JSON_ROWS = 4096
+#: Hits encoded at a time for JSON Lines: a batch of hits (its events times the rules they
+#: hit) can be many times the events, and its lines larger still.
+JSON_ROWS = 16_384
 #: How long a scan to a pipe waits at the end for its reader to leave: a reader that quits
 #: before the end of the data (``| head -2``) did not read every hit.
 READER_GRACE_SECONDS = 0.1
@@ -141,42 +143,33 @@ class _ParquetWriter:
 
 
 class _JsonLinesWriter:
-    """One JSON object per hit, written with orjson. With the event columns of the rule
+    """One JSON object per hit, encoded by the engine (:func:`sigmarrow.json_lines`,
+    docs/scan.md tells how each type is written). With the event columns of the rule
     (schema metadata), an event column is left out of a hit where it is null: it is
     another rule's, or the event lacks it."""
 
     def __init__(self, sink: Any, schema: pa.Schema) -> None:
         self._sink = sink
-        self._per_rule = (schema.metadata or {}).get(EVENT_COLUMNS_KEY) == b"rule"
+        per_rule = (schema.metadata or {}).get(EVENT_COLUMNS_KEY) == b"rule"
+        self._keep_nulls = list(HIT_COLUMNS) if per_rule else None
 
     def encode(self, batch: pa.RecordBatch) -> pa.Array:
-        """The lines of these hits (binary, each ending in a newline)."""
-        return pa.concat_arrays(
-            [pa.array(self._lines(part), pa.binary()) for part in _slices(batch, JSON_ROWS)]
-        )
-
-    def _lines(self, batch: pa.RecordBatch) -> list[bytes]:
-        rows = batch.to_pylist()
-        if self._per_rule:
-            rows = [
-                {k: v for k, v in row.items() if v is not None or k in HIT_COLUMNS} for row in rows
-            ]
-        newline = orjson.OPT_APPEND_NEWLINE
-        return [orjson.dumps(r, default=_json_default, option=newline) for r in rows]
+        """The lines of these hits (large binary, each ending in a newline)."""
+        return sigmarrow.json_lines(batch, self._keep_nulls)
 
     def write_lines(self, lines: pa.Array) -> None:
-        self._sink.write(b"".join(lines.to_pylist()))
+        """Write lines of :meth:`encode` (large binary): their bytes, straight from the data
+        buffer, between the first line's offset and the last one's end."""
+        _, offsets, data = lines.buffers()
+        ends = memoryview(offsets).cast("q")  # int64: large binary
+        self._sink.write(data[ends[lines.offset] : ends[lines.offset + len(lines)]])
 
     def write(self, batch: pa.RecordBatch) -> None:
-        for part in _slices(batch, JSON_ROWS):  # a few Python objects at a time
-            self._sink.write(b"".join(self._lines(part)))
+        for start in range(0, batch.num_rows, JSON_ROWS):
+            self.write_lines(self.encode(batch.slice(start, JSON_ROWS)))
 
     def close(self) -> None:
         self._sink.flush()
-
-
-def _slices(batch: pa.RecordBatch, rows: int) -> list[pa.RecordBatch]:
-    return [batch.slice(start, rows) for start in range(0, max(batch.num_rows, 1), rows)]
 
 
 def _json(value: Any) -> str:

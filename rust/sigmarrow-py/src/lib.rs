@@ -1,6 +1,8 @@
 //! The thin Python binding of sigmarrow-core: convert arguments, release the GIL once
 //! around the whole match, convert the result and the errors.
 
+mod jsonl;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
@@ -135,6 +137,27 @@ fn check_triggers(py: Python<'_>, atom_json: &str) -> PyResult<Option<Vec<String
     })
 }
 
+/// The JSON Lines of a record batch (a large binary array, one line per row, each ending in
+/// a newline); with `skip_nulls_except`, a null is left out unless its column is one of
+/// these. A value that cannot be written raises `DataError` naming its column.
+#[pyfunction]
+#[pyo3(signature = (batch, skip_nulls_except = None))]
+fn json_lines(
+    py: Python<'_>,
+    batch: PyRecordBatch,
+    skip_nulls_except: Option<Vec<String>>,
+) -> PyResult<Py<PyAny>> {
+    guarded(py, || {
+        let batch = batch.into_inner();
+        let lines = py.detach(|| jsonl::json_lines(&batch, skip_nulls_except.as_deref()));
+        let lines = lines.map_err(|reason| {
+            let classes = ERROR_CLASSES.get(py).expect("imported when the module was");
+            PyErr::from_type(classes.data.bind(py).clone(), reason)
+        })?;
+        Ok(PyArray::from_array_ref(Arc::new(lines)).to_pyarrow(py)?.unbind())
+    })
+}
+
 /// Python's `str.casefold`, as the engine computes it.
 #[pyfunction]
 fn casefold(py: Python<'_>, text: &str) -> PyResult<String> {
@@ -161,6 +184,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(casefold, m)?)?;
     m.add_function(wrap_pyfunction!(check_triggers, m)?)?;
+    m.add_function(wrap_pyfunction!(json_lines, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
