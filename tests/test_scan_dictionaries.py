@@ -238,8 +238,9 @@ def _with_footer(tmp_path: Path, footer: bytes) -> Path:
         b"\x49\xf7\xff\xff\xff\xff\x0f",  # ...of doubles, which read no byte each
         b"\x1c" * 100_000 + b"\x00",  # structs nested 100,000 deep
         b"\x4b\xff\xff\xff\xff\x0f\x55",  # a map of 2^32 entries
+        b"A\x00",  # the row groups as a boolean (found by hypothesis)
     ],
-    ids=["huge-list", "list-of-doubles", "deep-structs", "huge-map"],
+    ids=["huge-list", "list-of-doubles", "deep-structs", "huge-map", "row-groups-of-another-type"],
 )
 def test_a_hostile_footer_reads_nothing_as_dictionaries_at_once(tmp_path, footer: bytes) -> None:
     with pa.OSFile(str(_with_footer(tmp_path, footer))) as handle:

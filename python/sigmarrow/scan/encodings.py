@@ -63,14 +63,18 @@ def dictionary_columns(handle: Any, names: Sequence[str]) -> list[str]:
     """Those of the top-level columns ``names`` that are dictionary-encoded in every row
     group of the Parquet file open in ``handle`` (a pyarrow random-access file). A footer
     it cannot read (encrypted) gives none: the columns are read as they are stored."""
-    wanted = set(names)
-    if not wanted:
+    if not names:
         return []
     try:
-        footer = _footer(handle)
-        row_groups = _Decoder(footer).struct(_FOOTER).get(_ROW_GROUPS, [])
-    except (IndexError, ValueError, OSError):
+        return _whole_dictionaries(_Decoder(_footer(handle)).struct(_FOOTER), names)
+    except (IndexError, ValueError, OSError, TypeError, AttributeError):
+        # Unreadable, or a field of another type than Parquet's (a damaged footer).
         return []
+
+
+def _whole_dictionaries(footer: dict[int, Any], names: Sequence[str]) -> list[str]:
+    wanted = set(names)
+    row_groups = footer.get(_ROW_GROUPS, [])
     chunks: dict[str, list[dict[int, Any]]] = {}
     for row_group in row_groups:
         for chunk in row_group.get(_COLUMNS, []):
