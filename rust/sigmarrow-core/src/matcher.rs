@@ -271,6 +271,7 @@ impl Matcher {
                 Some(Col::Dict { values, .. }) if values.len() <= batch.num_rows() => {
                     let mut hits = DictHits::default();
                     for i in 0..values.len() {
+                        let start = hits.atoms.len() as u32;
                         match values.get(i) {
                             Some(v) if self.options.memo && !memo.off => {
                                 hits.atoms.extend_from_slice(memo.atoms(table, v, scratch))
@@ -280,10 +281,11 @@ impl Matcher {
                             }
                             None => hits.atoms.extend_from_slice(&table.nulls),
                         }
-                        hits.ends.push(hits.atoms.len() as u32);
+                        hits.spans.push((start, hits.atoms.len() as u32));
                     }
+                    let start = hits.atoms.len() as u32;
                     hits.atoms.extend_from_slice(&table.nulls);
-                    hits.ends.push(hits.atoms.len() as u32);
+                    hits.spans.push((start, hits.atoms.len() as u32));
                     Some(hits)
                 }
                 _ => None,
@@ -313,8 +315,14 @@ impl Matcher {
             return;
         };
         if let (Col::Dict { keys, .. }, Some(hits)) = (col, &data.dict_hits[f]) {
+            // Borrowed apart from the bits, so that nothing is reloaded row by row.
+            let (spans, atoms) = (&hits.spans[..], &hits.atoms[..]);
+            let past = spans.len() - 1;
             for (r, &key) in keys[start..end].iter().enumerate() {
-                hits.of(key).iter().for_each(|&a| bits.set(a, r));
+                let (first, end) = spans[(key as usize).min(past)];
+                if first != end {
+                    atoms[first as usize..end as usize].iter().for_each(|&a| bits.set(a, r));
+                }
             }
             return;
         }
@@ -500,17 +508,9 @@ impl Matcher {
 /// key past the values), end to end: one lookup per row.
 #[derive(Default)]
 struct DictHits {
-    /// Per value, where its atoms end in `atoms`.
-    ends: Vec<u32>,
+    /// Per value (and last for a null), where its atoms start and end in `atoms`.
+    spans: Vec<(u32, u32)>,
     atoms: Vec<AtomId>,
-}
-
-impl DictHits {
-    fn of(&self, key: u32) -> &[AtomId] {
-        let key = (key as usize).min(self.ends.len() - 1);
-        let start = if key == 0 { 0 } else { self.ends[key - 1] as usize };
-        &self.atoms[start..self.ends[key] as usize]
-    }
 }
 
 /// The rows of the chunk where each of `rule`'s needed sets has a hit (all rows for a rule
