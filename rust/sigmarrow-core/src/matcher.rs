@@ -389,16 +389,13 @@ impl Matcher {
         }
     }
 
-    /// Tests each lazy atom on the rows where some rule using it is a candidate (each of
-    /// its needed sets hit), reading and folding each row's value once for all the atoms.
+    /// Tests each lazy atom on the candidate rows of the rules using it, reading and
+    /// folding each row's value once for all the atoms.
     fn eval_lazy(&self, data: &Bound, start: usize, scratch: &mut ThreadScratch) {
-        let ThreadScratch { bits, lazy_rows, lazy_values, .. } = scratch;
-        for rule in self.rules.iter().filter(|r| !r.lazy.is_empty()) {
-            let Some(candidates) = needed_rows(rule, bits) else {
-                continue;
-            };
-            for &a in rule.lazy.iter().flat_map(|(_, atoms)| atoms) {
-                lazy_rows.set_words(a, &candidates);
+        let ThreadScratch { bits, candidates, lazy_rows, lazy_values, .. } = scratch;
+        for (rule, rows) in candidates.iter() {
+            for &a in self.rules[rule.index()].lazy.iter().flat_map(|(_, atoms)| atoms) {
+                lazy_rows.set_words(a, rows);
             }
         }
         for (field, atoms) in &self.lazy_fields {
@@ -471,8 +468,15 @@ impl Matcher {
                 }
             }
         }
+        // Lazy atoms are in no needed set: their bits cannot change the candidates.
+        scratch.candidates.clear();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if let Some(rows) = needed_rows(rule, &scratch.bits) {
+                scratch.candidates.push((RuleId(index as u32), rows));
+            }
+        }
         self.eval_lazy(data, start, scratch);
-        let bits = &mut scratch.bits;
+        let ThreadScratch { bits, candidates, .. } = scratch;
         let rows = end - start;
         let live: [u64; WORDS] = std::array::from_fn(|w| match rows.saturating_sub(w * 64) {
             0 => 0,
@@ -480,19 +484,16 @@ impl Matcher {
             n => (1 << n) - 1,
         });
         let mut hits = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate() {
-            let Some(candidates) = needed_rows(rule, bits) else {
-                continue;
-            };
+        for (rule, candidates) in candidates.iter() {
             // Only the words holding candidates: the rule is false on every other row.
             let first = candidates.iter().position(|&w| w != 0).expect("a candidate");
             let last = candidates.iter().rposition(|&w| w != 0).expect("a candidate");
             let mut set = [0; WORDS];
-            eval(&rule.condition, bits, first..last + 1, &mut set);
+            eval(&self.rules[rule.index()].condition, bits, first..last + 1, &mut set);
             for w in first..=last {
                 let mut word = set[w] & candidates[w] & live[w];
                 while word != 0 {
-                    hits.push((w * 64 + word.trailing_zeros() as usize, RuleId(index as u32)));
+                    hits.push((w * 64 + word.trailing_zeros() as usize, *rule));
                     word &= word - 1;
                 }
             }

@@ -12,7 +12,7 @@ use rustc_hash::FxHasher;
 
 use crate::casefold::fold_into;
 use crate::column::Value;
-use crate::program::AtomId;
+use crate::program::{AtomId, RuleId};
 use crate::table::FieldTable;
 
 /// Rows evaluated together: the unit of work a thread takes, and the length of the
@@ -188,6 +188,8 @@ pub(crate) struct ThreadScratch {
     pub memos: Vec<Memo>,
     /// Per keyword column.
     pub keyword_memos: Vec<Memo>,
+    /// The rules that may hold on the chunk, each with its candidate rows.
+    pub candidates: Vec<(RuleId, [u64; WORDS])>,
     /// Per lazy atom, the rows of the chunk it is tested on.
     pub lazy_rows: AtomBits,
     pub lazy_values: RowValues,
@@ -280,6 +282,7 @@ impl ThreadScratch {
             bits: AtomBits::new(atoms),
             memos: (0..fields).map(|_| Memo::default()).collect(),
             keyword_memos: Vec::new(),
+            candidates: Vec::new(),
             lazy_rows: AtomBits::new(atoms),
             lazy_values: RowValues::default(),
         }
