@@ -231,7 +231,8 @@ where
     (keys, dict.values())
 }
 
-fn epoch_time(value: i64, unit: TimeUnit) -> Option<NaiveDateTime> {
+/// The UTC time `value` (counted in `unit`) after 1970-01-01; None out of chrono's range.
+pub fn epoch_time(value: i64, unit: TimeUnit) -> Option<NaiveDateTime> {
     let t = match unit {
         TimeUnit::Second => DateTime::from_timestamp(value, 0),
         TimeUnit::Millisecond => DateTime::from_timestamp_millis(value),

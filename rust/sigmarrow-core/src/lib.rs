@@ -37,6 +37,7 @@ mod table;
 mod threads;
 
 pub use casefold::fold;
+pub use column::epoch_time;
 pub use error::{Error, Result};
 pub use matcher::{Hit, Matcher, Options};
 pub use plan::RulePlan;

@@ -28,7 +28,8 @@ use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow_cast::cast;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, TimeUnit};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike};
+use sigmarrow_core::epoch_time;
 
 /// Why a value cannot be written (the caller names the column).
 type Result<T> = std::result::Result<T, String>;
@@ -351,10 +352,9 @@ fn split(value: i64, unit: TimeUnit) -> (i64, u32) {
     (value.div_euclid(per_second), nanos as u32)
 }
 
-/// The UTC time `value` (in `unit`) after 1970-01-01.
+/// The UTC time `value` (in `unit`) after 1970-01-01, as the engine reads it.
 fn since_epoch(value: i64, unit: TimeUnit) -> Result<NaiveDateTime> {
-    let (seconds, nanos) = split(value, unit);
-    DateTime::from_timestamp(seconds, nanos).map(|t| t.naive_utc()).ok_or_else(out_of_range)
+    epoch_time(value, unit).ok_or_else(out_of_range)
 }
 
 fn out_of_range() -> String {
