@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _common import compile_with_rules, find_sigma_dir, machine, process_creation_files
+from _common import best_of, compile_with_rules, find_sigma_dir, machine, process_creation_files
 from _rsigma import compare_counts, rsigma_binary, time_rsigma, write_ndjson
 from generate import generate_events, load_positives, write_parquet
 from headline import rule_counts
@@ -47,16 +47,6 @@ from sigmarrow.scan.encodings import dictionary_columns
 REPO_DIR = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_DIR / "benches" / "results"
 TARGET_RATE, TARGET_VS_RSIGMA = 2_000_000, 40
-
-
-def cpu_best(runs: int, fn) -> tuple[float, list[float]]:
-    """(best, all) CPU seconds of `runs` calls of `fn` (CPU time: the machine is shared)."""
-    times = []
-    for _ in range(runs):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return min(times), times
 
 
 def read_back(path: Path, columns: list[str]) -> dict[str, pa.Table]:
@@ -106,7 +96,8 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
 
     seconds = {}
     for name, t in tables.items():
-        best, times = cpu_best(args.runs, lambda t=t: matcher.match_indices(t, threads=1))
+        best, times, _ = best_of(args.runs, lambda t=t: matcher.match_indices(t, threads=1),
+                                 time.process_time)
         seconds[name] = best
         report["rows"].append({"engine": f"sigmarrow, 1 thread, {name} table", "seconds": round(best, 3),
                                "all_seconds": [round(x, 3) for x in times],
