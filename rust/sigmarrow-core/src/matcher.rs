@@ -14,7 +14,8 @@ use crate::plan::{atoms_of, lazy_atoms, CompiledRule, LazyAtom, RulePlan};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program, RuleId};
 use crate::regex::{compile_check, CompiledCheck};
 use crate::scratch::{
-    sets_bit, AtomBits, Memo, ScratchPool, ThreadScratch, ValueScratch, CHUNK_ROWS, WORDS,
+    sets_bit, AtomBits, Memo, ScratchPool, ThreadScratch, ValueScratch, CHUNK_ROWS, MEMO_GROUP,
+    WORDS,
 };
 use crate::table::FieldTable;
 use crate::threads::thread_pool;
@@ -273,8 +274,10 @@ impl Matcher {
                     for i in 0..values.len() {
                         let start = hits.atoms.len() as u32;
                         match values.get(i) {
-                            Some(v) if self.options.memo && !memo.off => {
-                                hits.atoms.extend_from_slice(memo.atoms(table, v, scratch))
+                            Some(v) if self.options.memo && memo.takes(v) => {
+                                memo.group_atoms(table, &[(i, v)], scratch, &mut |_, a| {
+                                    hits.atoms.push(a)
+                                })
                             }
                             Some(v) => {
                                 table.eval(Value::Str(v), scratch, &mut |a| hits.atoms.push(a))
@@ -357,16 +360,22 @@ impl Matcher {
                     }
                     table.nulls.iter().for_each(|&a| bits.set_words(a, &absent));
                 }
+                let mut group = Vec::with_capacity(MEMO_GROUP);
                 for r in valid.set_indices() {
                     let s = strings.valid_value(start + r);
                     if table.is_anchored() {
                         table.eval_anchored(s.as_bytes(), values, &mut sets_bit(bits, r));
-                    } else if self.options.memo && !memo.off {
-                        memo.atoms(table, s, values).iter().for_each(|&a| bits.set(a, r));
+                    } else if self.options.memo && memo.takes(s) {
+                        group.push((r, s));
+                        if group.len() == MEMO_GROUP {
+                            memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
+                            group.clear();
+                        }
                     } else {
                         table.eval(Value::Str(s), values, &mut sets_bit(bits, r));
                     }
                 }
+                memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
                 return;
             }
             if table.is_anchored() {
@@ -377,16 +386,22 @@ impl Matcher {
                 return;
             }
         }
+        let mut group = Vec::with_capacity(MEMO_GROUP);
         for row in start..end {
             let r = row - start;
             match col.value(row) {
                 None => table.nulls.iter().for_each(|&a| bits.set(a, r)),
-                Some(Value::Str(s)) if self.options.memo && !memo.off => {
-                    memo.atoms(table, s, values).iter().for_each(|&a| bits.set(a, r));
+                Some(Value::Str(s)) if self.options.memo && memo.takes(s) => {
+                    group.push((r, s));
+                    if group.len() == MEMO_GROUP {
+                        memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
+                        group.clear();
+                    }
                 }
                 Some(v) => table.eval(v, values, &mut sets_bit(bits, r)),
             }
         }
+        memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
     }
 
     /// Tests each lazy atom on the candidate rows of the rules using it, reading and
@@ -610,6 +625,35 @@ mod tests {
 
     use super::*;
     use crate::program::test_program;
+
+    #[test]
+    fn a_memo_that_fills_up_and_clears_gives_the_hits_of_no_memo() {
+        // More distinct values than a memo keeps, each seen again three values on (often
+        // in the same lookup group, across a clear), with nulls and values too long for the
+        // memo between.
+        let atoms = r#"[{"op": "str", "field": 0, "anchor": "contains", "value": "7", "cased": false},
+            {"op": "str", "field": 0, "anchor": "suffix", "value": "3", "cased": false}]"#;
+        let program =
+            test_program(r#"["A"]"#, atoms, &[r#"{"atom": 0}"#, r#"{"not": {"atom": 1}}"#]);
+        let long = "7".repeat(70_000);
+        let values: Vec<Option<String>> = (0..300_000u32)
+            .map(|i| match (i % 101, i % 1000) {
+                (0, _) => None,
+                (_, 1) => Some(long.clone()),
+                _ if i % 2 == 0 => Some(format!("v{}", i / 2)),
+                _ => Some(format!("v{}", (i / 2).saturating_sub(3))),
+            })
+            .collect();
+        let column: ArrayRef = Arc::new(StringArray::from(values));
+        let batches = [RecordBatch::try_from_iter([("A", column)]).unwrap()];
+        let hits = |memo| {
+            let m = Matcher::from_json(&program, Options { prefilter: true, memo }).unwrap();
+            m.match_batches(&batches, &[], 1).unwrap()
+        };
+        let expected = hits(false);
+        assert!(expected.len() > 100_000, "{}", expected.len());
+        assert_eq!(hits(true), expected);
+    }
 
     #[test]
     fn a_rule_whose_regex_does_not_compile_is_disabled_and_reported() {

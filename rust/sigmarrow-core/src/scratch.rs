@@ -22,6 +22,12 @@ pub(crate) const WORDS: usize = CHUNK_ROWS / 64;
 /// Memo bounds per field and thread: distinct values kept, and lookups after which a
 /// field whose values rarely repeat stops using its memo.
 const MEMO_ENTRIES: usize = 65_536;
+/// Arena bytes a memo holds at most, and the longest value it takes (long values seldom
+/// repeat, and their lengths are stored in 32 bits).
+const MEMO_BYTES: usize = 32 << 20;
+const MEMO_VALUE_BYTES: usize = 1 << 16;
+/// Values a memo looks up together.
+pub(crate) const MEMO_GROUP: usize = 16;
 const MEMO_TRIAL: u32 = 2_048;
 
 /// Per-atom bit sets over one chunk; an atom that never hit has no set.
@@ -82,88 +88,135 @@ pub(crate) fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + 
     move |a| bits.set(a, row)
 }
 
-/// The value → atoms memo of one field. Values and atom lists live in two arenas, so that
-/// remembering a value allocates nothing once the memo has filled up the first time.
+/// The value → atoms memo of one field. Each remembered value is one record in an arena:
+/// its length and atom count, its bytes, then its atoms, so that a lookup that finds it
+/// reads one place (the index, 4 bytes an entry, stays in cache). Remembering a value
+/// allocates nothing once the memo has filled up the first time.
 #[derive(Default)]
 pub(crate) struct Memo {
-    index: HashTable<MemoEntry>,
-    values: Vec<u8>,
-    atoms: Vec<AtomId>,
+    /// Per record, the high half of its value's hash and its arena offset (a lookup reads
+    /// the arena only for an entry whose half hash is the value's).
+    index: HashTable<u64>,
+    arena: Vec<u8>,
     lookups: u32,
     found: u32,
-    pub off: bool,
+    off: bool,
 }
 
-/// A remembered value: its hash, and its bytes and atoms as (start, length) in the arenas.
-#[derive(Clone, Copy)]
-struct MemoEntry {
-    hash: u64,
-    value: (u32, u32),
-    atoms: (u32, u32),
-}
-
-fn value_hash(value: &str) -> u64 {
+fn value_hash(value: &[u8]) -> u64 {
     let mut hasher = FxHasher::default();
-    hasher.write(value.as_bytes());
+    hasher.write(value);
     hasher.finish()
 }
 
-fn span<T>(v: &[T], (start, len): (u32, u32)) -> &[T] {
-    &v[start as usize..(start + len) as usize]
+/// The value and the atoms (little-endian) of the record at `at`.
+fn record(arena: &[u8], at: u32) -> (&[u8], &[u8]) {
+    let at = at as usize;
+    let word = |i: usize| u32::from_le_bytes(arena[i..i + 4].try_into().expect("4 bytes")) as usize;
+    let (len, atoms) = (word(at), word(at + 4));
+    let value = at + 8;
+    (&arena[value..value + len], &arena[value + len..value + len + 4 * atoms])
 }
 
 impl Memo {
     fn new_trial(&mut self) {
+        if self.off {
+            *self = Memo::default();
+        }
         self.lookups = 0;
         self.found = 0;
-        self.off = false;
     }
 
-    /// The atoms of `table` true for `value`, remembered; a memo whose values rarely
-    /// repeat turns itself off after a trial.
-    pub fn atoms(
+    /// Whether [`Memo::group_atoms`] takes `value`: not once the memo is off.
+    pub fn takes(&self, value: &str) -> bool {
+        !self.off && value.len() <= MEMO_VALUE_BYTES
+    }
+
+    /// Emits (row, atom) for the atoms of `table` true for each (row, value) of `group`
+    /// (values the memo takes, at most [`MEMO_GROUP`]), remembered. The group's values are
+    /// looked up one after another, before any is evaluated, so that the processor loads
+    /// their entries at the same time. A memo whose values rarely repeat turns itself off
+    /// after a trial.
+    pub fn group_atoms(
+        &mut self,
+        table: &FieldTable,
+        group: &[(usize, &str)],
+        scratch: &mut ValueScratch,
+        emit: &mut impl FnMut(usize, AtomId),
+    ) {
+        let mut hashes = [0; MEMO_GROUP];
+        for (hash, (_, value)) in hashes.iter_mut().zip(group) {
+            *hash = value_hash(value.as_bytes());
+        }
+        // The entries first, then the records: each step's loads go out together.
+        let mut found = [None; MEMO_GROUP];
+        for (at, &hash) in found.iter_mut().zip(&hashes).take(group.len()) {
+            *at = self.index.find(hash, |&e| e >> 32 == hash >> 32).map(|&e| e as u32);
+        }
+        let arena = &self.arena;
+        for (at, (_, value)) in found.iter_mut().zip(group) {
+            *at = at.filter(|&at| record(arena, at).0 == value.as_bytes());
+        }
+        let before = self.lookups;
+        self.lookups += group.len() as u32;
+        self.found += found.iter().flatten().count() as u32;
+        // Entries found are void once the memo is cleared to make room.
+        let mut cleared = false;
+        for ((&(row, value), at), &hash) in group.iter().zip(found).zip(&hashes) {
+            let at = match at {
+                Some(at) if !cleared => at,
+                _ => {
+                    let (at, clears) = self.remember(table, value, hash, scratch);
+                    cleared |= clears;
+                    at
+                }
+            };
+            for atom in record(&self.arena, at).1.chunks_exact(4) {
+                emit(row, AtomId(u32::from_le_bytes(atom.try_into().expect("4 bytes"))));
+            }
+        }
+        if before < MEMO_TRIAL && self.lookups >= MEMO_TRIAL && self.found * 4 < self.lookups {
+            // The arena goes at the next trial.
+            self.off = true;
+        }
+    }
+
+    /// The record of `value` (evaluated and added unless there, as when it came earlier
+    /// in its group), and whether the memo was cleared to make room for it.
+    fn remember(
         &mut self,
         table: &FieldTable,
         value: &str,
+        hash: u64,
         scratch: &mut ValueScratch,
-    ) -> &[AtomId] {
-        self.lookups += 1;
-        let hash = value_hash(value);
-        let values = &self.values;
-        let found =
-            self.index.find(hash, |e| e.hash == hash && span(values, e.value) == value.as_bytes());
-        let atoms = match found {
-            Some(entry) => {
-                self.found += 1;
-                entry.atoms
-            }
-            None => {
-                if self.index.len() >= MEMO_ENTRIES {
-                    self.index.clear();
-                    self.values.clear();
-                    self.atoms.clear();
-                }
-                let at = self.atoms.len();
-                table.eval(Value::Str(value), scratch, &mut |a| self.atoms.push(a));
-                let entry = MemoEntry {
-                    hash,
-                    value: (self.values.len() as u32, value.len() as u32),
-                    atoms: (at as u32, (self.atoms.len() - at) as u32),
-                };
-                self.values.extend_from_slice(value.as_bytes());
-                self.index.insert_unique(hash, entry, |e| e.hash);
-                entry.atoms
-            }
-        };
-        if self.lookups == MEMO_TRIAL && self.found * 4 < self.lookups {
-            self.off = true;
-            self.index = HashTable::new();
-            self.values = Vec::new();
-            // The last value's atoms are still returned below.
-            self.atoms.drain(..atoms.0 as usize);
-            return &self.atoms[..atoms.1 as usize];
+    ) -> (u32, bool) {
+        let (bytes, arena) = (value.as_bytes(), &self.arena);
+        let same = |&e: &u64| e >> 32 == hash >> 32 && record(arena, e as u32).0 == bytes;
+        if let Some(&e) = self.index.find(hash, same) {
+            // Earlier in the same group.
+            self.found += 1;
+            return (e as u32, false);
         }
-        span(&self.atoms, atoms)
+        let clears = self.index.len() >= MEMO_ENTRIES || self.arena.len() >= MEMO_BYTES;
+        if clears {
+            self.index.clear();
+            self.arena.clear();
+        }
+        let at = self.arena.len();
+        self.arena.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.arena.extend_from_slice(&[0; 4]);
+        self.arena.extend_from_slice(bytes);
+        let mut count = 0u32;
+        table.eval(Value::Str(value), scratch, &mut |a| {
+            self.arena.extend_from_slice(&a.as_u32().to_le_bytes());
+            count += 1;
+        });
+        self.arena[at + 4..at + 8].copy_from_slice(&count.to_le_bytes());
+        let arena = &self.arena;
+        // Rehashing reads each value back from its record.
+        let entry = hash & !0 << 32 | at as u64;
+        self.index.insert_unique(hash, entry, |&e| value_hash(record(arena, e as u32).0));
+        (at as u32, clears)
     }
 }
 
