@@ -14,7 +14,7 @@ use crate::plan::{atoms_of, lazy_atoms, CompiledRule, LazyAtom, RulePlan};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program, RuleId};
 use crate::regex::{compile_check, CompiledCheck};
 use crate::scratch::{
-    sets_bit, AtomBits, Memo, ScratchPool, ThreadScratch, ValueScratch, CHUNK_ROWS, MEMO_GROUP,
+    sets_bit, AtomBits, Memo, MemoQueue, ScratchPool, ThreadScratch, ValueScratch, CHUNK_ROWS,
     WORDS,
 };
 use crate::table::FieldTable;
@@ -360,22 +360,18 @@ impl Matcher {
                     }
                     table.nulls.iter().for_each(|&a| bits.set_words(a, &absent));
                 }
-                let mut group = Vec::with_capacity(MEMO_GROUP);
+                let mut queue = MemoQueue::new();
                 for r in valid.set_indices() {
                     let s = strings.valid_value(start + r);
                     if table.is_anchored() {
                         table.eval_anchored(s.as_bytes(), values, &mut sets_bit(bits, r));
                     } else if self.options.memo && memo.takes(s) {
-                        group.push((r, s));
-                        if group.len() == MEMO_GROUP {
-                            memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
-                            group.clear();
-                        }
+                        queue.push(r, s, memo, table, values, bits);
                     } else {
                         table.eval(Value::Str(s), values, &mut sets_bit(bits, r));
                     }
                 }
-                memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
+                queue.flush(memo, table, values, bits);
                 return;
             }
             if table.is_anchored() {
@@ -386,22 +382,18 @@ impl Matcher {
                 return;
             }
         }
-        let mut group = Vec::with_capacity(MEMO_GROUP);
+        let mut queue = MemoQueue::new();
         for row in start..end {
             let r = row - start;
             match col.value(row) {
                 None => table.nulls.iter().for_each(|&a| bits.set(a, r)),
                 Some(Value::Str(s)) if self.options.memo && memo.takes(s) => {
-                    group.push((r, s));
-                    if group.len() == MEMO_GROUP {
-                        memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
-                        group.clear();
-                    }
+                    queue.push(r, s, memo, table, values, bits)
                 }
                 Some(v) => table.eval(v, values, &mut sets_bit(bits, r)),
             }
         }
-        memo.group_atoms(table, &group, values, &mut |r, a| bits.set(a, r));
+        queue.flush(memo, table, values, bits);
     }
 
     /// Tests each lazy atom on the candidate rows of the rules using it, reading and

@@ -27,7 +27,7 @@ const MEMO_ENTRIES: usize = 65_536;
 const MEMO_BYTES: usize = 32 << 20;
 const MEMO_VALUE_BYTES: usize = 1 << 16;
 /// Values a memo looks up together.
-pub(crate) const MEMO_GROUP: usize = 16;
+const MEMO_GROUP: usize = 16;
 const MEMO_TRIAL: u32 = 2_048;
 
 /// Per-atom bit sets over one chunk; an atom that never hit has no set.
@@ -90,7 +90,7 @@ pub(crate) fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + 
 
 /// The value → atoms memo of one field. Each remembered value is one record in an arena:
 /// its length and atom count, its bytes, then its atoms, so that a lookup that finds it
-/// reads one place (the index, 4 bytes an entry, stays in cache). Remembering a value
+/// reads one place beyond the index (8 bytes an entry). Remembering a value
 /// allocates nothing once the memo has filled up the first time.
 #[derive(Default)]
 pub(crate) struct Memo {
@@ -214,9 +214,49 @@ impl Memo {
         self.arena[at + 4..at + 8].copy_from_slice(&count.to_le_bytes());
         let arena = &self.arena;
         // Rehashing reads each value back from its record.
-        let entry = hash & !0 << 32 | at as u64;
+        let entry = hash >> 32 << 32 | at as u64;
         self.index.insert_unique(hash, entry, |&e| value_hash(record(arena, e as u32).0));
         (at as u32, clears)
+    }
+}
+
+/// The values of a chunk's rows waiting for their memo, looked up [`MEMO_GROUP`] at a time
+/// ([`Memo::group_atoms`]); each value's atoms are set in its row's bits.
+pub(crate) struct MemoQueue<'v> {
+    group: Vec<(usize, &'v str)>,
+}
+
+impl<'v> MemoQueue<'v> {
+    pub fn new() -> MemoQueue<'v> {
+        MemoQueue { group: Vec::with_capacity(MEMO_GROUP) }
+    }
+
+    /// Queues the value of `row` (one `memo` takes), and looks up a full group.
+    pub fn push(
+        &mut self,
+        row: usize,
+        value: &'v str,
+        memo: &mut Memo,
+        table: &FieldTable,
+        scratch: &mut ValueScratch,
+        bits: &mut AtomBits,
+    ) {
+        self.group.push((row, value));
+        if self.group.len() == MEMO_GROUP {
+            self.flush(memo, table, scratch, bits);
+        }
+    }
+
+    /// Looks up the values queued.
+    pub fn flush(
+        &mut self,
+        memo: &mut Memo,
+        table: &FieldTable,
+        scratch: &mut ValueScratch,
+        bits: &mut AtomBits,
+    ) {
+        memo.group_atoms(table, &self.group, scratch, &mut |row, a| bits.set(a, row));
+        self.group.clear();
     }
 }
 
