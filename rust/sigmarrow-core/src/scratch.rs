@@ -6,7 +6,7 @@ use std::hash::Hasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-use hashbrown::HashTable;
+use prefetch_index::prefetch_index;
 use regex_automata::meta;
 use rustc_hash::FxHasher;
 
@@ -90,17 +90,87 @@ pub(crate) fn sets_bit(bits: &mut AtomBits, row: usize) -> impl FnMut(AtomId) + 
 
 /// The value → atoms memo of one field. Each remembered value is one record in an arena:
 /// its length and atom count, its bytes, then its atoms, so that a lookup that finds it
-/// reads one place beyond the index (8 bytes an entry). Remembering a value
-/// allocates nothing once the memo has filled up the first time.
+/// reads one place beyond its index slot. Remembering a value allocates nothing once the
+/// memo has filled up the first time.
 #[derive(Default)]
 pub(crate) struct Memo {
-    /// Per record, the high half of its value's hash and its arena offset (a lookup reads
-    /// the arena only for an entry whose half hash is the value's).
-    index: HashTable<u64>,
+    index: MemoIndex,
     arena: Vec<u8>,
     lookups: u32,
     found: u32,
     off: bool,
+}
+
+/// Open addressing over the records of a memo's arena: per slot the high half of a value's
+/// hash (its tag, which also places it) and its record's offset, or [`MemoIndex::EMPTY`].
+/// Unlike a general hash table it can be prefetched, it is one load per lookup, and it
+/// grows without reading the records back.
+#[derive(Default)]
+struct MemoIndex {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl MemoIndex {
+    /// No record sits at this offset: the arena is far smaller than 4 GiB.
+    const EMPTY: u64 = u32::MAX as u64;
+
+    fn tag(hash: u64) -> u64 {
+        hash >> 32
+    }
+
+    fn start(&self, tag: u64) -> usize {
+        tag as usize & (self.slots.len().wrapping_sub(1))
+    }
+
+    /// Asks the processor for the slot where a lookup of `hash` starts.
+    fn prefetch(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            prefetch_index(&self.slots, self.start(Self::tag(hash)));
+        }
+    }
+
+    /// The offsets of the records whose tag is `hash`'s, in probe order.
+    fn candidates(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
+        let tag = Self::tag(hash);
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut at = self.start(tag);
+        std::iter::from_fn(move || {
+            let slot = *self.slots.get(at)?;
+            at = (at + 1) & mask;
+            (slot != Self::EMPTY).then_some(slot)
+        })
+        .filter(move |slot| slot >> 32 == tag)
+        .map(|slot| slot as u32)
+    }
+
+    /// Adds a record not yet in the index; at most half the slots are ever used.
+    fn insert(&mut self, hash: u64, at: u32) {
+        if 2 * (self.len + 1) > self.slots.len() {
+            let grown = vec![Self::EMPTY; (2 * self.slots.len()).max(64)];
+            let old = std::mem::replace(&mut self.slots, grown);
+            self.len = 0;
+            for slot in old.into_iter().filter(|&s| s != Self::EMPTY) {
+                self.put(slot);
+            }
+        }
+        self.put(Self::tag(hash) << 32 | at as u64);
+    }
+
+    fn put(&mut self, slot: u64) {
+        let mask = self.slots.len() - 1;
+        let mut at = self.start(slot >> 32);
+        while self.slots[at] != Self::EMPTY {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill(Self::EMPTY);
+        self.len = 0;
+    }
 }
 
 fn value_hash(value: &[u8]) -> u64 {
@@ -135,8 +205,8 @@ impl Memo {
     /// Emits (row, atom) for the atoms of `table` true for each (row, value) of `group`
     /// (values the memo takes, at most [`MEMO_GROUP`]), remembered. The group's values are
     /// looked up one after another, before any is evaluated, so that the processor loads
-    /// their entries at the same time. A memo whose values rarely repeat turns itself off
-    /// after a trial.
+    /// their index slots, then their records, at the same time. A memo whose values rarely
+    /// repeat turns itself off after a trial.
     pub fn group_atoms(
         &mut self,
         table: &FieldTable,
@@ -148,10 +218,17 @@ impl Memo {
         for (hash, (_, value)) in hashes.iter_mut().zip(group) {
             *hash = value_hash(value.as_bytes());
         }
-        // The entries first, then the records: each step's loads go out together.
+        // The slots first, then the records, then the values' bytes: each step's loads
+        // are asked for before any is waited on.
+        for &hash in &hashes[..group.len()] {
+            self.index.prefetch(hash);
+        }
         let mut found = [None; MEMO_GROUP];
         for (at, &hash) in found.iter_mut().zip(&hashes).take(group.len()) {
-            *at = self.index.find(hash, |&e| e >> 32 == hash >> 32).map(|&e| e as u32);
+            *at = self.index.candidates(hash).next();
+            if let Some(at) = *at {
+                prefetch_index(&self.arena, at as usize);
+            }
         }
         let arena = &self.arena;
         for (at, (_, value)) in found.iter_mut().zip(group) {
@@ -190,14 +267,14 @@ impl Memo {
         hash: u64,
         scratch: &mut ValueScratch,
     ) -> (u32, bool) {
-        let (bytes, arena) = (value.as_bytes(), &self.arena);
-        let same = |&e: &u64| e >> 32 == hash >> 32 && record(arena, e as u32).0 == bytes;
-        if let Some(&e) = self.index.find(hash, same) {
+        let bytes = value.as_bytes();
+        if let Some(at) = self.index.candidates(hash).find(|&at| record(&self.arena, at).0 == bytes)
+        {
             // Earlier in the same group.
             self.found += 1;
-            return (e as u32, false);
+            return (at, false);
         }
-        let clears = self.index.len() >= MEMO_ENTRIES || self.arena.len() >= MEMO_BYTES;
+        let clears = self.index.len >= MEMO_ENTRIES || self.arena.len() >= MEMO_BYTES;
         if clears {
             self.index.clear();
             self.arena.clear();
@@ -212,10 +289,7 @@ impl Memo {
             count += 1;
         });
         self.arena[at + 4..at + 8].copy_from_slice(&count.to_le_bytes());
-        let arena = &self.arena;
-        // Rehashing reads each value back from its record.
-        let entry = hash >> 32 << 32 | at as u64;
-        self.index.insert_unique(hash, entry, |&e| value_hash(record(arena, e as u32).0));
+        self.index.insert(hash, at as u32);
         (at as u32, clears)
     }
 }
@@ -442,5 +516,36 @@ impl Drop for PooledScratch<'_> {
         if let Some(scratch) = self.scratch.take().filter(|_| !std::thread::panicking()) {
             self.pool.free().push(scratch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoIndex;
+
+    #[test]
+    fn the_index_keeps_every_record_of_a_tag_through_growth_and_clears() {
+        let mut index = MemoIndex::default();
+        // Records 0..1000 under 10 tags (so runs of equal tags collide), and one tag
+        // whose slot is the last of the table, whose run wraps round to the first.
+        let hash = |i: u32| u64::from(i % 10) << 32;
+        for at in 0..1000 {
+            index.insert(hash(at), at);
+        }
+        let wraps = u64::from(u32::MAX - 1) << 32;
+        index.insert(wraps, 5000);
+        index.insert(wraps, 5001);
+        assert_eq!(index.len, 1002);
+        assert!(2 * index.len <= index.slots.len());
+        for tag in 0..10 {
+            let found: Vec<u32> = index.candidates(hash(tag)).collect();
+            assert_eq!(found, (tag..1000).step_by(10).collect::<Vec<_>>());
+        }
+        assert_eq!(index.candidates(wraps).collect::<Vec<_>>(), [5000, 5001]);
+        assert_eq!(index.candidates(hash(10) + (11 << 32)).count(), 0);
+        index.clear();
+        assert_eq!(index.candidates(hash(3)).count(), 0);
+        index.insert(hash(3), 7);
+        assert_eq!(index.candidates(hash(3)).collect::<Vec<_>>(), [7]);
     }
 }
