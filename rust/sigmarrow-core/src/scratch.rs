@@ -218,8 +218,8 @@ impl Memo {
         for (hash, (_, value)) in hashes.iter_mut().zip(group) {
             *hash = value_hash(value.as_bytes());
         }
-        // The slots first, then the records, then the values' bytes: each step's loads
-        // are asked for before any is waited on.
+        // The slots first, then the records: each step's loads are asked for before any
+        // is waited on.
         for &hash in &hashes[..group.len()] {
             self.index.prefetch(hash);
         }
@@ -532,9 +532,10 @@ mod tests {
         for at in 0..1000 {
             index.insert(hash(at), at);
         }
-        let wraps = u64::from(u32::MAX - 1) << 32;
+        let wraps = u64::from(u32::MAX) << 32;
         index.insert(wraps, 5000);
         index.insert(wraps, 5001);
+        assert_eq!(index.start(MemoIndex::tag(wraps)), index.slots.len() - 1);
         assert_eq!(index.len, 1002);
         assert!(2 * index.len <= index.slots.len());
         for tag in 0..10 {
