@@ -134,6 +134,21 @@ def test_a_reused_matcher_gives_the_same_hits_on_new_data_and_dictionaries():
     assert plain.match(other).num_rows == 13_333
 
 
+
+@pytest.mark.parametrize("key_type", [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
+                                      pa.uint32(), pa.uint64()])
+def test_dictionaries_of_every_key_type_sliced_and_with_nulls_give_the_hits_of_plain_strings(key_type):
+    # 32-bit keys without nulls are read in place, the others converted: both at an offset.
+    m = sigmarrow.compile(RULE)
+    images = pa.array([r"C:\Windows\System32\whoami.exe", r"C:\x\cmd.exe", r"D:\WHOAMI.exe", "whoami.exe.bak"])
+    for keys in ([0, 1, 2, 3, 2, 0, 1] * 700, [0, None, 2, 3, None, 0, 1] * 700):
+        column = pa.DictionaryArray.from_arrays(pa.array(keys, key_type), images)
+        for offset in (0, 1, 3):
+            sliced = column.slice(offset)
+            expected = m.with_options(prefilter=False, memo=False).match(pa.table({"Image": sliced.cast(pa.string())}))
+            assert expected.num_rows == sum(k in (0, 2) for k in keys[offset:])
+            assert m.match(pa.table({"Image": sliced}), threads=2).equals(expected)
+
 BAD_REGEX = RULE.replace("0001", "0004").replace(
     r"Image|endswith: '\whoami.exe'", r"Image|endswith: '\whoami.exe'" + "\n    CommandLine|re: 'x(?<=y)'"
 )

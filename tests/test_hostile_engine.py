@@ -105,6 +105,22 @@ def test_invalid_utf8_in_any_string_layout_and_path_is_a_data_error_naming_the_c
             name, layout, bad, outcome)
 
 
+
+def test_dictionary_keys_past_the_values_are_a_data_error_and_keys_under_nulls_are_not_read():
+    m = sigmarrow.compile(RULE)
+    images = pa.array([r"C:\Windows\whoami.exe", r"C:\x\cmd.exe"])
+    for keys, key_type, bad in [([0, 2], pa.int32(), "2"), ([0, -1], pa.int32(), "-1"), ([-3, 0], pa.int8(), "-3"),
+                                ([0, 2**32], pa.int64(), "4294967296"), ([None, 1, 7], pa.uint16(), "7")]:
+        column = pa.DictionaryArray.from_arrays(pa.array(keys, key_type), images, safe=False)
+        with pytest.raises(sigmarrow.DataError) as error:
+            m.match(pa.table({"Image": column}))
+        assert str(error.value) == f'column "Image" is not valid Arrow data: dictionary key {bad} past its 2 values'
+    # A null entry's key is whatever the buffer holds: here 99, never read.
+    validity = pa.py_buffer(bytes([0b101]))
+    keys = pa.Array.from_buffers(pa.int32(), 3, [validity, pa.py_buffer(pa.array([0, 99, 1], pa.int32()).buffers()[1])])
+    column = pa.DictionaryArray.from_arrays(keys, images)
+    assert m.match_indices(pa.table({"Image": column}))[0].to_pylist() == [0]
+
 def test_a_parquet_file_with_invalid_utf8_is_one_bad_file_that_skip_bad_files_skips(tmp_path):
     (tmp_path / "rule.yml").write_text(RULE)
     pq.write_table(pa.table({"Image": [r"C:\Windows\whoami.exe"]}), tmp_path / "good.parquet")

@@ -7,10 +7,10 @@ use std::ops::Range;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{
-    Array, ArrayRef, BinaryViewArray, BooleanArray, LargeStringArray, OffsetSizeTrait, StringArray,
-    StringViewArray,
+    Array, BinaryViewArray, BooleanArray, LargeStringArray, OffsetSizeTrait, PrimitiveArray,
+    StringArray, StringViewArray,
 };
-use arrow_buffer::NullBuffer;
+use arrow_buffer::{ArrowNativeType, NullBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
@@ -192,7 +192,7 @@ pub(crate) enum Col<'a> {
     /// Dictionary-encoded strings: atoms run once per dictionary value. A null key is
     /// [`NULL_KEY`].
     Dict {
-        keys: Vec<u32>,
+        keys: Cow<'a, [u32]>,
         values: StrCol<'a>,
     },
     Int(Vec<Option<i128>>),
@@ -211,24 +211,34 @@ fn widen<T: ArrowPrimitiveType, U>(
 /// The key of a null entry of a dictionary-encoded column.
 pub(crate) const NULL_KEY: u32 = u32::MAX;
 
-fn dict_keys<K: ArrowDictionaryKeyType>(array: &dyn Array) -> (Vec<u32>, &ArrayRef)
-where
-    K::Native: TryInto<u32>,
-{
-    let dict = array.as_dictionary::<K>();
-    let key = |k: &K::Native| (*k).try_into().unwrap_or(NULL_KEY);
-    let keys = match dict.keys().nulls() {
-        // No nulls: a plain loop over the key buffer, which the compiler vectorizes.
-        None => dict.keys().values().iter().map(key).collect(),
-        Some(nulls) => dict
-            .keys()
-            .values()
+/// The keys of a dictionary-encoded column as indexes into its values, a null entry as
+/// [`NULL_KEY`]; `Err` with the first key (not null) past the values. 32-bit keys without
+/// nulls are the key buffer itself: a copy of a batch of 10M rows would be 40 MB written,
+/// and paged in, before any matching.
+fn dict_keys<'a, K: ArrowDictionaryKeyType>(
+    keys: &'a PrimitiveArray<K>,
+    values: usize,
+) -> std::result::Result<Cow<'a, [u32]>, String> {
+    let raw = keys.values();
+    let past = |k: &K::Native| k.as_usize() >= values.min(NULL_KEY as usize);
+    // Checked without an early exit, so that the loop vectorizes (a negative key is past).
+    let bad = match keys.nulls() {
+        None => raw.iter().fold(false, |bad, k| bad | past(k)),
+        Some(nulls) => raw.iter().zip(nulls.iter()).fold(false, |bad, (k, v)| bad | (v & past(k))),
+    };
+    if bad {
+        let (_, key) = raw.iter().enumerate().find(|&(i, k)| keys.is_valid(i) && past(k)).unwrap();
+        return Err(format!("{key:?}"));
+    }
+    Ok(match keys.nulls() {
+        None if std::mem::size_of::<K::Native>() == 4 => Cow::Borrowed(raw.inner().typed_data()),
+        None => raw.iter().map(|k| k.as_usize() as u32).collect(),
+        Some(nulls) => raw
             .iter()
             .zip(nulls.iter())
-            .map(|(k, valid)| if valid { key(k) } else { NULL_KEY })
+            .map(|(k, valid)| if valid { k.as_usize() as u32 } else { NULL_KEY })
             .collect(),
-    };
-    (keys, dict.values())
+    })
 }
 
 /// The UTC time `value` (counted in `unit`) after 1970-01-01; None out of chrono's range.
@@ -255,27 +265,25 @@ impl<'a> Col<'a> {
         Ok(match array.data_type() {
             DataType::Null => Col::AllNull,
             DataType::Dictionary(key, _) => {
-                let (keys, values) = match key.as_ref() {
-                    DataType::Int8 => dict_keys::<Int8Type>(array),
-                    DataType::Int16 => dict_keys::<Int16Type>(array),
-                    DataType::Int32 => dict_keys::<Int32Type>(array),
-                    DataType::Int64 => dict_keys::<Int64Type>(array),
-                    DataType::UInt8 => dict_keys::<UInt8Type>(array),
-                    DataType::UInt16 => dict_keys::<UInt16Type>(array),
-                    DataType::UInt32 => dict_keys::<UInt32Type>(array),
-                    DataType::UInt64 => dict_keys::<UInt64Type>(array),
-                    _ => return Err(unsupported()),
-                };
+                let values = array.as_any_dictionary().values();
                 let values = StrCol::of(values.as_ref()).ok_or_else(unsupported)?;
                 values.validate(name, 0..values.len())?;
-                if let Some(key) =
-                    keys.iter().find(|&&k| k != NULL_KEY && k as usize >= values.len())
-                {
-                    return Err(Error::InvalidColumn {
-                        column: name.to_string(),
-                        reason: format!("dictionary key {key} past its {} values", values.len()),
-                    });
+                let n = values.len();
+                let keys = match key.as_ref() {
+                    DataType::Int8 => dict_keys(array.as_dictionary::<Int8Type>().keys(), n),
+                    DataType::Int16 => dict_keys(array.as_dictionary::<Int16Type>().keys(), n),
+                    DataType::Int32 => dict_keys(array.as_dictionary::<Int32Type>().keys(), n),
+                    DataType::Int64 => dict_keys(array.as_dictionary::<Int64Type>().keys(), n),
+                    DataType::UInt8 => dict_keys(array.as_dictionary::<UInt8Type>().keys(), n),
+                    DataType::UInt16 => dict_keys(array.as_dictionary::<UInt16Type>().keys(), n),
+                    DataType::UInt32 => dict_keys(array.as_dictionary::<UInt32Type>().keys(), n),
+                    DataType::UInt64 => dict_keys(array.as_dictionary::<UInt64Type>().keys(), n),
+                    _ => return Err(unsupported()),
                 }
+                .map_err(|key| Error::InvalidColumn {
+                    column: name.to_string(),
+                    reason: format!("dictionary key {key} past its {n} values"),
+                })?;
                 Col::Dict { keys, values }
             }
             DataType::Int8 => Col::Int(widen::<Int8Type, _>(array, i128::from)),
