@@ -205,7 +205,8 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
     engine = {}
     for threads in (1, 2):
         engine[threads], times, _ = best_of(
-            args.runs, lambda t=threads: matcher.match_indices(table, threads=t))
+            args.runs, lambda fresh, t=threads: fresh.match_indices(table, threads=t),
+            setup=matcher.with_options)
         row("engine", f"sigmarrow, {_threads(threads)}", engine[threads], times)
     seconds, times, _ = best_of(1, lambda: plain.match_indices(table, threads=1))
     row("engine", "sigmarrow, 1 thread, shortcuts off", seconds, times)
@@ -216,7 +217,8 @@ def measure(args: argparse.Namespace, command_line: str) -> dict:
         out = work / "hits.parquet"
         for threads in (1, 2):
             seconds, times, summary = best_of(
-                args.runs, lambda t=threads: scan(matcher, [path], out, threads=t))
+                args.runs, lambda fresh, t=threads: scan(fresh, [path], out, threads=t),
+                setup=matcher.with_options)
             check(summary.hits == int(one.sum()),
                   f"scan ({_threads(threads)}) writes the engine's {int(one.sum()):,} hits", report)
             row("scan from Parquet", f"sigmarrow scan(), {_threads(threads)}", seconds, times,

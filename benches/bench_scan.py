@@ -195,7 +195,8 @@ def bench_rule_set(
     results = {}
     for label, threads in (("scan", None), ("scan_1_thread", 1)):
         seconds, times, summary = best_of(
-            runs, lambda threads=threads: scan(m, inputs, out, threads=threads)
+            runs, lambda fresh, threads=threads: scan(fresh, inputs, out, threads=threads),
+            setup=m.with_options,
         )
         assert summary.rows == rows, (summary.rows, rows)
         results[label] = {
