@@ -50,6 +50,8 @@ pub struct Matcher {
     lazy: Vec<Option<LazyAtom>>,
     /// The lazy atoms, by field.
     lazy_fields: Vec<(FieldId, Vec<AtomId>)>,
+    /// Per field, whether it has lazy atoms.
+    has_lazy: Vec<bool>,
     rules: Vec<CompiledRule>,
     /// The rules disabled because the engine cannot run them, and why.
     rule_errors: Vec<(RuleId, Error)>,
@@ -151,6 +153,8 @@ impl Matcher {
                 None => lazy_fields.push((atom.field, vec![id])),
             }
         }
+        let mut has_lazy = vec![false; program.fields.len()];
+        lazy_fields.iter().for_each(|(f, _)| has_lazy[f.index()] = true);
         Matcher {
             fields: program.fields.clone(),
             tables,
@@ -158,6 +162,7 @@ impl Matcher {
             field_refs,
             lazy,
             lazy_fields,
+            has_lazy,
             rules,
             rule_errors,
             options,
@@ -275,7 +280,7 @@ impl Matcher {
                         let start = hits.atoms.len() as u32;
                         match values.get(i) {
                             Some(v) if self.options.memo && memo.takes(v) => {
-                                memo.group_atoms(table, &[(i, v)], scratch, &mut |_, a| {
+                                memo.group_atoms(table, &[(i, v)], scratch, &mut [], &mut |_, a| {
                                     hits.atoms.push(a)
                                 })
                             }
@@ -307,10 +312,16 @@ impl Matcher {
         scratch: &mut ThreadScratch,
     ) {
         let table = &self.tables[f];
+        let ThreadScratch { values, bits, memos, first_rows, .. } = scratch;
+        let first_rows = &mut first_rows[f];
+        first_rows.clear();
+        if self.has_lazy[f] {
+            first_rows.extend(0..(end - start) as u32);
+            memos[f].next_chunk();
+        }
         if table.is_empty() {
             return;
         }
-        let ThreadScratch { values, bits, memos, .. } = scratch;
         let Some(col) = &data.fields[f] else {
             for &a in &table.nulls {
                 (0..end - start).for_each(|r| bits.set(a, r));
@@ -329,11 +340,12 @@ impl Matcher {
             }
             return;
         }
-        self.eval_column(table, col, start, end, &mut memos[f], values, bits);
+        self.eval_column(table, col, start, end, &mut memos[f], values, first_rows, bits);
     }
 
     /// Sets the bits of the atoms of `table` true for each row of `col`, a field's column
-    /// or a keyword column.
+    /// or a keyword column; and, unless `first_rows` is empty, the first row of each row's
+    /// value where the memo knows it.
     #[allow(clippy::too_many_arguments)]
     fn eval_column(
         &self,
@@ -343,6 +355,7 @@ impl Matcher {
         end: usize,
         memo: &mut Memo,
         values: &mut ValueScratch,
+        first_rows: &mut [u32],
         bits: &mut AtomBits,
     ) {
         if let Col::Str(strings) = col {
@@ -360,7 +373,7 @@ impl Matcher {
                     }
                     table.nulls.iter().for_each(|&a| bits.set_words(a, &absent));
                 }
-                let mut queue = MemoQueue::new();
+                let mut queue = MemoQueue::new(first_rows);
                 for r in valid.set_indices() {
                     let s = strings.valid_value(start + r);
                     if table.is_anchored() {
@@ -382,7 +395,7 @@ impl Matcher {
                 return;
             }
         }
-        let mut queue = MemoQueue::new();
+        let mut queue = MemoQueue::new(first_rows);
         for row in start..end {
             let r = row - start;
             match col.value(row) {
@@ -399,7 +412,7 @@ impl Matcher {
     /// Tests each lazy atom on the candidate rows of the rules using it, reading and
     /// folding each row's value once for all the atoms.
     fn eval_lazy(&self, data: &Bound, start: usize, scratch: &mut ThreadScratch) {
-        let ThreadScratch { bits, candidates, lazy_rows, lazy_values, .. } = scratch;
+        let ThreadScratch { bits, candidates, first_rows, lazy_rows, lazy_values, .. } = scratch;
         for (rule, rows) in candidates.iter() {
             for &a in self.rules[rule.index()].lazy.iter().flat_map(|(_, atoms)| atoms) {
                 lazy_rows.set_words(a, rows);
@@ -421,13 +434,14 @@ impl Matcher {
                         let r = w * 64 + word.trailing_zeros() as usize;
                         word &= word - 1;
                         let row = start + r;
-                        // A small dictionary's values are read and tested once per chunk,
-                        // a column's once per row (a null key is past the values).
+                        // A small dictionary's values are read and tested once per chunk
+                        // (a null key is past the values), a column's once per value the
+                        // memo knows, else once per row.
                         let slot = match col {
                             Col::Dict { keys, values } if values.len() <= MAX_KEY_SLOTS => {
                                 (keys[row] as usize).min(values.len())
                             }
-                            _ => r,
+                            _ => first_rows[field.index()][r] as usize,
                         };
                         let read = || col.value(row).and_then(|v| v.text());
                         if lazy_values.test(slot, read, |text, folded| test.test(text, folded)) {
@@ -458,7 +472,7 @@ impl Matcher {
         let ThreadScratch { values, bits, keyword_memos, .. } = scratch;
         keyword_memos.resize_with(data.keyword.len(), Memo::default);
         for (col, memo) in data.keyword.iter().zip(keyword_memos) {
-            self.eval_column(&self.keyword, col, start, end, memo, values, bits);
+            self.eval_column(&self.keyword, col, start, end, memo, values, &mut [], bits);
         }
         for &(a, f, other, anchor) in &self.field_refs {
             let (Some(x), Some(y)) = (&data.fields[f.index()], &data.fields[other.index()]) else {
@@ -644,6 +658,44 @@ mod tests {
         };
         let expected = hits(false);
         assert!(expected.len() > 100_000, "{}", expected.len());
+        assert_eq!(hits(true), expected);
+    }
+
+    #[test]
+    fn a_lazy_atom_tested_once_per_value_gives_the_hits_of_one_test_per_row() {
+        // Every other B value repeats (within a chunk, and across chunks at other rows),
+        // the others are new, null or too long for the memo, which fills up and clears
+        // mid-chunk: the lazy filter on B, tested once per value and chunk where the memo
+        // knows the value, must hold on the same rows as when tested row by row (memo off).
+        let atoms = r#"[{"op": "str", "field": 0, "anchor": "contains", "value": "x", "cased": false},
+            {"op": "str", "field": 1, "anchor": "suffix", "value": "3", "cased": false},
+            {"op": "str", "field": 1, "anchor": "contains", "value": "7", "cased": false}]"#;
+        let program = test_program(
+            r#"["A", "B"]"#,
+            atoms,
+            &[r#"{"and": [{"atom": 0}, {"not": {"atom": 1}}]}"#, r#"{"atom": 2}"#],
+        );
+        let long = "3".repeat(70_000);
+        let a: Vec<Option<&str>> = (0..300_000u32).map(|i| (i % 3 != 0).then_some("x")).collect();
+        let b: Vec<Option<String>> = (0..300_000u32)
+            .map(|i| match (i % 97, i % 1000) {
+                (0, _) => None,
+                (_, 1) => Some(long.clone()),
+                _ if i % 2 == 0 => Some(format!("b{}", i / 2 % 50)),
+                _ => Some(format!("v{i}")),
+            })
+            .collect();
+        let (a, b): (ArrayRef, ArrayRef) =
+            (Arc::new(StringArray::from(a)), Arc::new(StringArray::from(b)));
+        let batches = [RecordBatch::try_from_iter([("A", a), ("B", b)]).unwrap()];
+        let hits = |memo| {
+            let m = Matcher::from_json(&program, Options { prefilter: true, memo }).unwrap();
+            assert_eq!(m.rule_plan(RuleId(0)).unwrap().lazy, [AtomId(1)]);
+            m.match_batches(&batches, &[], 1).unwrap()
+        };
+        let expected = hits(false);
+        let filtered = expected.iter().filter(|(_, r)| *r == RuleId(0)).count();
+        assert!((100_000..200_000).contains(&filtered), "{filtered}");
         assert_eq!(hits(true), expected);
     }
 

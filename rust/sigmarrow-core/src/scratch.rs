@@ -99,6 +99,8 @@ pub(crate) struct Memo {
     lookups: u32,
     found: u32,
     off: bool,
+    /// The chunk being evaluated, counted from 1, for [`Memo::group_atoms`]'s first rows.
+    chunk: u32,
 }
 
 /// Open addressing over the records of a memo's arena: per slot the high half of a value's
@@ -179,12 +181,19 @@ fn value_hash(value: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// A record's header: its value's length, its atom count, and the chunk and row where its
+/// value was first seen in the chunk (see [`Memo::group_atoms`]), each 4 bytes.
+const RECORD_HEADER: usize = 16;
+
+fn word_at(arena: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes(arena[i..i + 4].try_into().expect("4 bytes"))
+}
+
 /// The value and the atoms (little-endian) of the record at `at`.
 fn record(arena: &[u8], at: u32) -> (&[u8], &[u8]) {
     let at = at as usize;
-    let word = |i: usize| u32::from_le_bytes(arena[i..i + 4].try_into().expect("4 bytes")) as usize;
-    let (len, atoms) = (word(at), word(at + 4));
-    let value = at + 8;
+    let (len, atoms) = (word_at(arena, at) as usize, word_at(arena, at + 4) as usize);
+    let value = at + RECORD_HEADER;
     (&arena[value..value + len], &arena[value + len..value + len + 4 * atoms])
 }
 
@@ -197,6 +206,29 @@ impl Memo {
         self.found = 0;
     }
 
+    /// Starts a chunk whose rows will ask for the first row of their value.
+    pub fn next_chunk(&mut self) {
+        if self.chunk == u32::MAX {
+            // A record's chunk must never be taken for the current one.
+            self.index.clear();
+            self.arena.clear();
+            self.chunk = 0;
+        }
+        self.chunk += 1;
+    }
+
+    /// The first row of the current chunk whose value is the record at `at`'s, `row` if
+    /// none came before it.
+    fn first_row(&mut self, at: u32, row: usize) -> u32 {
+        let at = at as usize;
+        if word_at(&self.arena, at + 8) == self.chunk {
+            return word_at(&self.arena, at + 12);
+        }
+        self.arena[at + 8..at + 12].copy_from_slice(&self.chunk.to_le_bytes());
+        self.arena[at + 12..at + 16].copy_from_slice(&(row as u32).to_le_bytes());
+        row as u32
+    }
+
     /// Whether [`Memo::group_atoms`] takes `value`: not once the memo is off.
     pub fn takes(&self, value: &str) -> bool {
         !self.off && value.len() <= MEMO_VALUE_BYTES
@@ -206,12 +238,15 @@ impl Memo {
     /// (values the memo takes, at most [`MEMO_GROUP`]), remembered. The group's values are
     /// looked up one after another, before any is evaluated, so that the processor loads
     /// their index slots, then their records, at the same time. A memo whose values rarely
-    /// repeat turns itself off after a trial.
+    /// repeat turns itself off after a trial. Unless `first_rows` is empty, each row's entry
+    /// becomes the first row of the chunk ([`Memo::next_chunk`]) with its value: the lazy
+    /// atoms test a value once per chunk, not once per row.
     pub fn group_atoms(
         &mut self,
         table: &FieldTable,
         group: &[(usize, &str)],
         scratch: &mut ValueScratch,
+        first_rows: &mut [u32],
         emit: &mut impl FnMut(usize, AtomId),
     ) {
         let mut hashes = [0; MEMO_GROUP];
@@ -248,6 +283,9 @@ impl Memo {
                     at
                 }
             };
+            if !first_rows.is_empty() {
+                first_rows[row] = self.first_row(at, row);
+            }
             for atom in record(&self.arena, at).1.chunks_exact(4) {
                 emit(row, AtomId(u32::from_le_bytes(atom.try_into().expect("4 bytes"))));
             }
@@ -281,7 +319,7 @@ impl Memo {
         }
         let at = self.arena.len();
         self.arena.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        self.arena.extend_from_slice(&[0; 4]);
+        self.arena.extend_from_slice(&[0; RECORD_HEADER - 4]);
         self.arena.extend_from_slice(bytes);
         let mut count = 0u32;
         table.eval(Value::Str(value), scratch, &mut |a| {
@@ -295,14 +333,16 @@ impl Memo {
 }
 
 /// The values of a chunk's rows waiting for their memo, looked up [`MEMO_GROUP`] at a time
-/// ([`Memo::group_atoms`]); each value's atoms are set in its row's bits.
-pub(crate) struct MemoQueue<'v> {
+/// ([`Memo::group_atoms`]); each value's atoms are set in its row's bits, and its first row
+/// in `first_rows` unless that is empty.
+pub(crate) struct MemoQueue<'v, 'f> {
     group: Vec<(usize, &'v str)>,
+    first_rows: &'f mut [u32],
 }
 
-impl<'v> MemoQueue<'v> {
-    pub fn new() -> MemoQueue<'v> {
-        MemoQueue { group: Vec::with_capacity(MEMO_GROUP) }
+impl<'v, 'f> MemoQueue<'v, 'f> {
+    pub fn new(first_rows: &'f mut [u32]) -> MemoQueue<'v, 'f> {
+        MemoQueue { group: Vec::with_capacity(MEMO_GROUP), first_rows }
     }
 
     /// Queues the value of `row` (one `memo` takes), and looks up a full group.
@@ -329,7 +369,8 @@ impl<'v> MemoQueue<'v> {
         scratch: &mut ValueScratch,
         bits: &mut AtomBits,
     ) {
-        memo.group_atoms(table, &self.group, scratch, &mut |row, a| bits.set(a, row));
+        let first_rows = &mut *self.first_rows;
+        memo.group_atoms(table, &self.group, scratch, first_rows, &mut |row, a| bits.set(a, row));
         self.group.clear();
     }
 }
@@ -357,6 +398,9 @@ pub(crate) struct ThreadScratch {
     pub keyword_memos: Vec<Memo>,
     /// The rules that may hold on the chunk, each with its candidate rows.
     pub candidates: Vec<(RuleId, [u64; WORDS])>,
+    /// Per field with lazy atoms, per row of the chunk, the first row with its value (the
+    /// row itself where no memo says).
+    pub first_rows: Vec<Vec<u32>>,
     /// Per lazy atom, the rows of the chunk it is tested on.
     pub lazy_rows: AtomBits,
     pub lazy_values: RowValues,
@@ -450,6 +494,7 @@ impl ThreadScratch {
             memos: (0..fields).map(|_| Memo::default()).collect(),
             keyword_memos: Vec::new(),
             candidates: Vec::new(),
+            first_rows: vec![Vec::new(); fields],
             lazy_rows: AtomBits::new(atoms),
             lazy_values: RowValues::default(),
         }
