@@ -315,10 +315,6 @@ impl Matcher {
         let ThreadScratch { values, bits, memos, first_rows, .. } = scratch;
         let first_rows = &mut first_rows[f];
         first_rows.clear();
-        if self.has_lazy[f] {
-            first_rows.extend(0..(end - start) as u32);
-            memos[f].next_chunk();
-        }
         if table.is_empty() {
             return;
         }
@@ -339,6 +335,11 @@ impl Matcher {
                 }
             }
             return;
+        }
+        // Rows the memo will not see are their own first rows.
+        if self.has_lazy[f] && self.options.memo && !table.is_anchored() {
+            first_rows.extend(0..(end - start) as u32);
+            memos[f].next_chunk();
         }
         self.eval_column(table, col, start, end, &mut memos[f], values, first_rows, bits);
     }
@@ -441,7 +442,10 @@ impl Matcher {
                             Col::Dict { keys, values } if values.len() <= MAX_KEY_SLOTS => {
                                 (keys[row] as usize).min(values.len())
                             }
-                            _ => first_rows[field.index()][r] as usize,
+                            _ => match &first_rows[field.index()][..] {
+                                [] => r,
+                                firsts => firsts[r] as usize,
+                            },
                         };
                         let read = || col.value(row).and_then(|v| v.text());
                         if lazy_values.test(slot, read, |text, folded| test.test(text, folded)) {

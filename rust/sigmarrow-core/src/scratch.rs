@@ -398,8 +398,8 @@ pub(crate) struct ThreadScratch {
     pub keyword_memos: Vec<Memo>,
     /// The rules that may hold on the chunk, each with its candidate rows.
     pub candidates: Vec<(RuleId, [u64; WORDS])>,
-    /// Per field with lazy atoms, per row of the chunk, the first row with its value (the
-    /// row itself where no memo says).
+    /// Per field with lazy atoms whose values went through its memo, per row of the chunk,
+    /// the first row with its value (empty: each row is its own).
     pub first_rows: Vec<Vec<u32>>,
     /// Per lazy atom, the rows of the chunk it is tested on.
     pub lazy_rows: AtomBits,
