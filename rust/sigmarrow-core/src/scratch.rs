@@ -566,7 +566,30 @@ impl Drop for PooledScratch<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::MemoIndex;
+    use super::{Memo, MemoIndex, ValueScratch};
+    use crate::table::FieldTable;
+
+    #[test]
+    fn first_rows_hold_within_a_chunk_and_a_wrapping_chunk_count_clears_the_memo() {
+        let (table, mut scratch, mut memo) =
+            (FieldTable::default(), ValueScratch::default(), Memo::default());
+        let mut first_rows = |memo: &mut Memo, group: &[(usize, &str)]| {
+            let mut firsts = vec![u32::MAX; group.len()];
+            memo.group_atoms(&table, group, &mut scratch, &mut firsts, &mut |_, _| {});
+            firsts
+        };
+        memo.next_chunk();
+        assert_eq!(first_rows(&mut memo, &[(0, "a"), (1, "b"), (2, "a")]), [0, 1, 0]);
+        // A later group of the same chunk, then the next chunk, where the values come at
+        // other rows.
+        assert_eq!(first_rows(&mut memo, &[(0, "a"), (1, "b"), (2, "b")]), [0, 1, 1]);
+        memo.next_chunk();
+        assert_eq!(first_rows(&mut memo, &[(0, "b"), (1, "a"), (2, "b")]), [0, 1, 0]);
+        memo.chunk = u32::MAX;
+        memo.next_chunk();
+        assert_eq!((memo.chunk, memo.arena.len(), memo.index.len), (1, 0, 0));
+        assert_eq!(first_rows(&mut memo, &[(0, "c"), (1, "a"), (2, "a")]), [0, 1, 1]);
+    }
 
     #[test]
     fn the_index_keeps_every_record_of_a_tag_through_growth_and_clears() {
