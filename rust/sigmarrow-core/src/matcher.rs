@@ -411,7 +411,7 @@ impl Matcher {
     }
 
     /// Tests each lazy atom on the candidate rows of the rules using it, reading and
-    /// folding each row's value once for all the atoms.
+    /// folding each value once for all the atoms (a value per slot, below).
     fn eval_lazy(&self, data: &Bound, start: usize, scratch: &mut ThreadScratch) {
         let ThreadScratch { bits, candidates, first_rows, lazy_rows, lazy_values, .. } = scratch;
         for (rule, rows) in candidates.iter() {

@@ -369,8 +369,8 @@ impl<'v, 'f> MemoQueue<'v, 'f> {
         scratch: &mut ValueScratch,
         bits: &mut AtomBits,
     ) {
-        let first_rows = &mut *self.first_rows;
-        memo.group_atoms(table, &self.group, scratch, first_rows, &mut |row, a| bits.set(a, row));
+        let emit = &mut |row, a| bits.set(a, row);
+        memo.group_atoms(table, &self.group, scratch, self.first_rows, emit);
         self.group.clear();
     }
 }
