@@ -15,6 +15,8 @@ use arrow_schema::{DataType, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use crate::error::{Error, Result};
+use crate::program::AtomId;
+use crate::table::FieldTable;
 
 /// A string column in any of Arrow's three layouts.
 #[derive(Clone, Copy)]
@@ -84,6 +86,29 @@ impl<'a> StrCol<'a> {
             }
         };
         checked.map_err(|invalid| invalid.into_error(column))
+    }
+
+    /// Reports (row within the chunk, atom) for `table`'s atoms true on the rows
+    /// `start..end`; false, reporting nothing, unless the table searches values in bulk and
+    /// can on these (see [`FieldTable::eval_bulk`]).
+    pub fn eval_bulk(
+        &self,
+        table: &FieldTable,
+        start: usize,
+        end: usize,
+        hit: &mut impl FnMut(usize, AtomId),
+    ) -> bool {
+        let nulls = self.nulls();
+        let valid = |r: usize| nulls.is_none_or(|n| n.is_valid(start + r));
+        match self {
+            StrCol::Utf8(a) => {
+                table.eval_bulk(&a.value_offsets()[start..=end], a.value_data(), valid, hit)
+            }
+            StrCol::Large(a) => {
+                table.eval_bulk(&a.value_offsets()[start..=end], a.value_data(), valid, hit)
+            }
+            StrCol::View(_) => false,
+        }
     }
 
     pub fn get(&self, i: usize) -> Option<&'a str> {

@@ -69,6 +69,8 @@ struct Bound<'a> {
     /// Per field: the atoms true for each dictionary value, computed once per batch, and
     /// last the atoms true for a null, the entry of every key past the values.
     dict_hits: Vec<Option<DictHits>>,
+    /// The same per keyword column.
+    keyword_dict_hits: Vec<Option<DictHits>>,
     rows: usize,
 }
 
@@ -267,39 +269,57 @@ impl Matcher {
         // Dictionary values go through the field's memo too: the batches of one dataset
         // usually repeat their dictionaries. A dictionary larger than its batch (a slice of
         // a bigger array) is not evaluated whole: its rows go through the memo one by one.
+        // Keyword columns are evaluated per dictionary value likewise.
         let mut pooled = self.scratch.take();
-        let ThreadScratch { values: scratch, memos, .. } = &mut *pooled;
+        let ThreadScratch { values: scratch, memos, keyword_memos, .. } = &mut *pooled;
+        let rows = batch.num_rows();
         let dict_hits = fields
             .iter()
             .zip(&self.tables)
             .zip(memos)
-            .map(|((col, table), memo)| match col {
-                Some(Col::Dict { values, .. }) if values.len() <= batch.num_rows() => {
-                    let mut hits = DictHits::default();
-                    for i in 0..values.len() {
-                        let start = hits.atoms.len() as u32;
-                        match values.get(i) {
-                            Some(v) if self.options.memo && memo.takes(v) => {
-                                memo.group_atoms(table, &[(i, v)], scratch, &mut [], &mut |_, a| {
-                                    hits.atoms.push(a)
-                                })
-                            }
-                            Some(v) => {
-                                table.eval(Value::Str(v), scratch, &mut |a| hits.atoms.push(a))
-                            }
-                            None => hits.atoms.extend_from_slice(&table.nulls),
-                        }
-                        hits.spans.push((start, hits.atoms.len() as u32));
-                    }
-                    let start = hits.atoms.len() as u32;
-                    hits.atoms.extend_from_slice(&table.nulls);
-                    hits.spans.push((start, hits.atoms.len() as u32));
-                    Some(hits)
-                }
-                _ => None,
-            })
+            .map(|((col, table), memo)| self.dict_hits(col.as_ref()?, rows, table, memo, scratch))
             .collect();
-        Ok(Bound { fields, keyword, strings, dict_hits, rows: batch.num_rows() })
+        keyword_memos.resize_with(keyword.len(), Memo::default);
+        let keyword_dict_hits = keyword
+            .iter()
+            .zip(keyword_memos)
+            .map(|(col, memo)| self.dict_hits(col, rows, &self.keyword, memo, scratch))
+            .collect();
+        Ok(Bound { fields, keyword, strings, dict_hits, keyword_dict_hits, rows })
+    }
+
+    /// The atoms of `table` true for each value of `col`'s dictionary and for a null, when
+    /// it is a dictionary column evaluated whole.
+    fn dict_hits(
+        &self,
+        col: &Col,
+        rows: usize,
+        table: &FieldTable,
+        memo: &mut Memo,
+        scratch: &mut ValueScratch,
+    ) -> Option<DictHits> {
+        let Col::Dict { values, .. } = col else { return None };
+        if values.len() > rows || table.is_empty() {
+            return None;
+        }
+        let mut hits = DictHits::default();
+        for i in 0..values.len() {
+            let start = hits.atoms.len() as u32;
+            match values.get(i) {
+                Some(v) if self.options.memo && memo.takes(v) => {
+                    memo.group_atoms(table, &[(i, v)], scratch, &mut [], &mut |_, a| {
+                        hits.atoms.push(a)
+                    })
+                }
+                Some(v) => table.eval(Value::Str(v), scratch, &mut |a| hits.atoms.push(a)),
+                None => hits.atoms.extend_from_slice(&table.nulls),
+            }
+            hits.spans.push((start, hits.atoms.len() as u32));
+        }
+        let start = hits.atoms.len() as u32;
+        hits.atoms.extend_from_slice(&table.nulls);
+        hits.spans.push((start, hits.atoms.len() as u32));
+        Some(hits)
     }
 
     /// Sets the bits of the atoms true for each row of one field's column.
@@ -325,15 +345,7 @@ impl Matcher {
             return;
         };
         if let (Col::Dict { keys, .. }, Some(hits)) = (col, &data.dict_hits[f]) {
-            // Borrowed apart from the bits, so that nothing is reloaded row by row.
-            let (spans, atoms) = (&hits.spans[..], &hits.atoms[..]);
-            let past = spans.len() - 1;
-            for (r, &key) in keys[start..end].iter().enumerate() {
-                let (first, end) = spans[(key as usize).min(past)];
-                if first != end {
-                    atoms[first as usize..end as usize].iter().for_each(|&a| bits.set(a, r));
-                }
-            }
+            hits.set_rows(&keys[start..end], bits);
             return;
         }
         // Rows the memo will not see are their own first rows.
@@ -360,6 +372,9 @@ impl Matcher {
         bits: &mut AtomBits,
     ) {
         if let Col::Str(strings) = col {
+            if strings.eval_bulk(table, start, end, &mut |r, a| bits.set(a, r)) {
+                return;
+            }
             // Wide, sparse tables: each event fills a few of hundreds of columns. Null rows
             // are set word by word and only the valid rows are read.
             if let Some(nulls) = strings.nulls().filter(|n| n.null_count() > 0) {
@@ -475,8 +490,13 @@ impl Matcher {
         }
         let ThreadScratch { values, bits, keyword_memos, .. } = scratch;
         keyword_memos.resize_with(data.keyword.len(), Memo::default);
-        for (col, memo) in data.keyword.iter().zip(keyword_memos) {
-            self.eval_column(&self.keyword, col, start, end, memo, values, &mut [], bits);
+        for ((col, dict), memo) in
+            data.keyword.iter().zip(&data.keyword_dict_hits).zip(keyword_memos)
+        {
+            match (col, dict) {
+                (Col::Dict { keys, .. }, Some(hits)) => hits.set_rows(&keys[start..end], bits),
+                _ => self.eval_column(&self.keyword, col, start, end, memo, values, &mut [], bits),
+            }
         }
         for &(a, f, other, anchor) in &self.field_refs {
             let (Some(x), Some(y)) = (&data.fields[f.index()], &data.fields[other.index()]) else {
@@ -537,6 +557,21 @@ struct DictHits {
     /// Per value (and last for a null), where its atoms start and end in `atoms`.
     spans: Vec<(u32, u32)>,
     atoms: Vec<AtomId>,
+}
+
+impl DictHits {
+    /// Sets the bits of the atoms true for each row of a chunk, given its keys.
+    fn set_rows(&self, keys: &[u32], bits: &mut AtomBits) {
+        // Borrowed apart from the bits, so that nothing is reloaded row by row.
+        let (spans, atoms) = (&self.spans[..], &self.atoms[..]);
+        let past = spans.len() - 1;
+        for (r, &key) in keys.iter().enumerate() {
+            let (first, end) = spans[(key as usize).min(past)];
+            if first != end {
+                atoms[first as usize..end as usize].iter().for_each(|&a| bits.set(a, r));
+            }
+        }
+    }
 }
 
 /// The rows of the chunk where each of `rule`'s needed sets has a hit (all rows for a rule
@@ -631,7 +666,7 @@ fn combine(
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{ArrayRef, StringArray};
+    use arrow_array::{ArrayRef, DictionaryArray, Int32Array, StringArray};
 
     use super::*;
     use crate::program::test_program;
@@ -701,6 +736,77 @@ mod tests {
         let filtered = expected.iter().filter(|(_, r)| *r == RuleId(0)).count();
         assert!((100_000..200_000).contains(&filtered), "{filtered}");
         assert_eq!(hits(true), expected);
+    }
+
+    #[test]
+    fn keywords_on_a_dictionary_column_hit_the_rows_of_the_same_column_plain() {
+        // Keyword atoms run once per dictionary value of a keyword column, beside a field
+        // atom on the same column; null keys, a null dictionary value and values no row uses
+        // must give the hits of the plain column, memo on and off.
+        let atoms = r#"[{"op": "str", "field": null, "anchor": "contains", "value": "EVIL", "cased": false},
+            {"op": "str", "field": 0, "anchor": "suffix", "value": ".exe", "cased": false}]"#;
+        let program = test_program(
+            r#"["A"]"#,
+            atoms,
+            &[r#"{"atom": 0}"#, r#"{"and": [{"atom": 0}, {"atom": 1}]}"#],
+        );
+        let values =
+            [Some("x\\evil.exe"), Some("calc.exe"), None, Some("an Evil one"), Some("unused evil")];
+        let keys: Vec<Option<i32>> =
+            (0..10_000).map(|i| (i % 7 != 0).then_some([0, 1, 2, 3][i % 4])).collect();
+        let plain: ArrayRef = Arc::new(StringArray::from(
+            keys.iter().map(|k| k.and_then(|k| values[k as usize])).collect::<Vec<_>>(),
+        ));
+        let dict = DictionaryArray::try_new(
+            Int32Array::from(keys),
+            Arc::new(StringArray::from(values.to_vec())),
+        )
+        .unwrap();
+        let hits = |column: ArrayRef, memo| {
+            let batches = [RecordBatch::try_from_iter([("A", column)]).unwrap()];
+            let m = Matcher::from_json(&program, Options { prefilter: true, memo }).unwrap();
+            m.match_batches(&batches, &["A".to_string()], 1).unwrap()
+        };
+        let expected = hits(plain, false);
+        let rules = |rule| expected.iter().filter(|(_, r)| *r == RuleId(rule)).count();
+        assert_eq!((rules(0), rules(1)), (4285, 2142));
+        for memo in [true, false] {
+            assert_eq!(hits(Arc::new(dict.clone()), memo), expected);
+        }
+    }
+
+    #[test]
+    fn keywords_searched_over_a_chunk_at_once_hit_the_rows_of_a_search_per_value() {
+        // Literals that overlap, and that sit across two values (\"..ev\" then \"il..\"); null
+        // rows whose slots still hold bytes; a chunk with a non-ASCII value (the Kelvin sign
+        // folds to \"k\"), searched value by value: the hits of the shortcuts off.
+        let atoms = r#"[{"op": "str", "field": null, "anchor": "contains", "value": "EVIL", "cased": false},
+            {"op": "str", "field": null, "anchor": "contains", "value": "vil.", "cased": false},
+            {"op": "str", "field": null, "anchor": "contains", "value": "kit", "cased": false}]"#;
+        let program = test_program(
+            r#"["A"]"#,
+            atoms,
+            &[r#"{"atom": 0}"#, r#"{"atom": 1}"#, r#"{"atom": 2}"#],
+        );
+        let pieces = ["xev", "il.ex", "EVIL.", "", "vil", "Kit", "k", "it", "Evil"];
+        let mut values: Vec<String> = (0..9_000).map(|i| pieces[i % 9].to_string()).collect();
+        values[5_001] = "\u{212A}IT".to_string();
+        let offsets = arrow_buffer::OffsetBuffer::from_lengths(values.iter().map(String::len));
+        let nulls = arrow_buffer::NullBuffer::from_iter((0..9_000).map(|i| i % 5 != 0));
+        let column: ArrayRef =
+            Arc::new(StringArray::new(offsets, values.concat().into_bytes().into(), Some(nulls)));
+        let batches = [RecordBatch::try_from_iter([("A", column)]).unwrap()];
+        let hits = |prefilter, memo| {
+            let m = Matcher::from_json(&program, Options { prefilter, memo }).unwrap();
+            m.match_batches(&batches, &["A".to_string()], 1).unwrap()
+        };
+        let expected = hits(false, false);
+        let count = |rule| expected.iter().filter(|(_, r)| *r == RuleId(rule)).count();
+        assert!(expected.contains(&(5_001, RuleId(2))));
+        assert!(count(0) > 1_000 && count(1) > 500 && count(2) > 500, "{expected:?}");
+        for memo in [true, false] {
+            assert_eq!(hits(true, memo), expected);
+        }
     }
 
     #[test]

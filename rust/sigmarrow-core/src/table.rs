@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use arrow_buffer::ArrowNativeType;
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use regex_automata::meta;
 
@@ -75,14 +76,17 @@ impl LiteralSet {
         self.flat = std::mem::take(&mut self.targets).concat();
     }
 
+    fn targets_of(&self, pattern: usize) -> &[Target] {
+        &self.flat[self.starts[pattern] as usize..self.starts[pattern + 1] as usize]
+    }
+
     /// Reports every atom whose literal sits in `text` as its anchor requires, and every
     /// check a literal triggers.
     fn find(&self, text: &str, hit: &mut impl FnMut(AtomId), trigger: &mut impl FnMut(u32)) {
         let Some(ac) = &self.automaton else { return };
         for m in ac.find_overlapping_iter(text) {
             let (start, end) = (m.start(), m.end());
-            let p = m.pattern().as_usize();
-            for &target in &self.flat[self.starts[p] as usize..self.starts[p + 1] as usize] {
+            for &target in self.targets_of(m.pattern().as_usize()) {
                 match target {
                     Target::Atom(atom, anchor) => {
                         let ok = match anchor {
@@ -272,6 +276,10 @@ pub(crate) struct FieldTable {
     /// those tests, run on the value's first or last bytes, with no folding, automaton or
     /// memo.
     anchored: Option<Vec<AnchoredTest>>,
+    /// When the table's only tests are a few case-insensitive ASCII literals found anywhere
+    /// (`contains`, as keywords are): the folded set's literals in an automaton that ignores
+    /// ASCII case, run over the bytes of a whole chunk of values at once.
+    bulk: Option<AhoCorasick>,
 }
 
 impl FieldTable {
@@ -338,6 +346,7 @@ impl FieldTable {
             }
         }
         self.anchored = if prefilter { self.anchored_tests() } else { None };
+        self.bulk = if prefilter { self.bulk_search() } else { None };
         self.folded.build();
         self.cased.build();
         self.needs_text = self.folded.automaton.is_some()
@@ -348,15 +357,19 @@ impl FieldTable {
             || !self.booleans.is_empty();
     }
 
-    fn anchored_tests(&self) -> Option<Vec<AnchoredTest>> {
-        let only_literals = self.cased.patterns.is_empty()
+    /// Whether the table's only tests of a value are folded literals (and null tests).
+    fn only_folded_literals(&self) -> bool {
+        self.cased.patterns.is_empty()
             && self.empties.is_empty()
             && self.checks.is_empty()
             && self.cidrs.is_empty()
             && self.numbers.is_empty()
             && self.booleans.is_empty()
             && self.times.is_empty()
-            && self.exists.is_empty();
+            && self.exists.is_empty()
+    }
+
+    fn anchored_tests(&self) -> Option<Vec<AnchoredTest>> {
         let mut tests = Vec::new();
         for (pattern, targets) in self.folded.patterns.iter().zip(&self.folded.targets) {
             for target in targets {
@@ -370,7 +383,63 @@ impl FieldTable {
                 }
             }
         }
-        (only_literals && !tests.is_empty() && tests.len() <= MAX_ANCHORED).then_some(tests)
+        (self.only_folded_literals() && !tests.is_empty() && tests.len() <= MAX_ANCHORED)
+            .then_some(tests)
+    }
+
+    fn bulk_search(&self) -> Option<AhoCorasick> {
+        let contains = |t: &Target| matches!(t, Target::Atom(_, Anchor::Contains));
+        let patterns = &self.folded.patterns;
+        let eligible = self.only_folded_literals()
+            && self.nulls.is_empty()
+            && (1..=MAX_PREFILTERED).contains(&patterns.len())
+            && patterns.iter().all(|p| p.is_ascii())
+            && self.folded.targets.iter().flatten().all(contains);
+        eligible.then(|| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .build(patterns)
+                .expect("a few literals")
+        })
+    }
+
+    /// Reports (row, atom) for the atoms true on the values of a chunk, given its offsets
+    /// (one per row and the end) into `data`, with `valid` telling the rows not null; false,
+    /// reporting nothing, unless the table searches values in bulk and they are all ASCII
+    /// (where folding a value is lowering its ASCII case).
+    pub fn eval_bulk<O: ArrowNativeType>(
+        &self,
+        offsets: &[O],
+        data: &[u8],
+        valid: impl Fn(usize) -> bool,
+        hit: &mut impl FnMut(usize, AtomId),
+    ) -> bool {
+        let Some(ac) = &self.bulk else { return false };
+        let at = |r: usize| offsets[r].as_usize();
+        let (first, last) = (at(0), at(offsets.len() - 1));
+        let bytes = &data[first..last];
+        if !bytes.is_ascii() {
+            return false;
+        }
+        // Matches come by their end: the row holding each end only moves forward. A match
+        // counts in the row holding its start too, not across two values.
+        let mut row = 0;
+        for m in ac.find_overlapping_iter(bytes) {
+            let (start, end) = (first + m.start(), first + m.end());
+            while at(row + 1) < end {
+                row += 1;
+            }
+            if start < at(row) || !valid(row) {
+                continue;
+            }
+            for target in self.folded.targets_of(m.pattern().as_usize()) {
+                if let Target::Atom(atom, _) = target {
+                    hit(row, *atom);
+                }
+            }
+        }
+        true
     }
 
     pub fn is_anchored(&self) -> bool {
