@@ -777,35 +777,43 @@ mod tests {
 
     #[test]
     fn keywords_searched_over_a_chunk_at_once_hit_the_rows_of_a_search_per_value() {
-        // Literals that overlap, and that sit across two values (\"..ev\" then \"il..\"); null
+        // Literals that overlap, and that sit across two values ("..ev" then "il.."); null
         // rows whose slots still hold bytes; a chunk with a non-ASCII value (the Kelvin sign
-        // folds to \"k\"), searched value by value: the hits of the shortcuts off.
-        let atoms = r#"[{"op": "str", "field": null, "anchor": "contains", "value": "EVIL", "cased": false},
-            {"op": "str", "field": null, "anchor": "contains", "value": "vil.", "cased": false},
-            {"op": "str", "field": null, "anchor": "contains", "value": "kit", "cased": false}]"#;
-        let program = test_program(
-            r#"["A"]"#,
-            atoms,
-            &[r#"{"atom": 0}"#, r#"{"atom": 1}"#, r#"{"atom": 2}"#],
-        );
-        let pieces = ["xev", "il.ex", "EVIL.", "", "vil", "Kit", "k", "it", "Evil"];
-        let mut values: Vec<String> = (0..9_000).map(|i| pieces[i % 9].to_string()).collect();
+        // folds to "k"), searched value by value: the hits of the shortcuts off. With 3
+        // literals, and with 200 more (past the prefilter's 64).
+        let pieces = ["xev", "il.ex", "EVIL.", "", "vil", "Kit", "k", "it", "Evil", "q7z"];
+        let mut values: Vec<String> = (0..9_000).map(|i| pieces[i % 10].to_string()).collect();
         values[5_001] = "\u{212A}IT".to_string();
         let offsets = arrow_buffer::OffsetBuffer::from_lengths(values.iter().map(String::len));
-        let nulls = arrow_buffer::NullBuffer::from_iter((0..9_000).map(|i| i % 5 != 0));
+        let nulls = arrow_buffer::NullBuffer::from_iter((0..9_000).map(|i| i % 7 != 0));
         let column: ArrayRef =
             Arc::new(StringArray::new(offsets, values.concat().into_bytes().into(), Some(nulls)));
         let batches = [RecordBatch::try_from_iter([("A", column)]).unwrap()];
-        let hits = |prefilter, memo| {
-            let m = Matcher::from_json(&program, Options { prefilter, memo }).unwrap();
-            m.match_batches(&batches, &["A".to_string()], 1).unwrap()
+        let keyword = |value: &str| {
+            format!(
+                r#"{{"op": "str", "field": null, "anchor": "contains", "value": "{value}", "cased": false}}"#
+            )
         };
-        let expected = hits(false, false);
-        let count = |rule| expected.iter().filter(|(_, r)| *r == RuleId(rule)).count();
-        assert!(expected.contains(&(5_001, RuleId(2))));
-        assert!(count(0) > 1_000 && count(1) > 500 && count(2) > 500, "{expected:?}");
-        for memo in [true, false] {
-            assert_eq!(hits(true, memo), expected);
+        for extra in [0, 200] {
+            let mut literals = vec!["EVIL".to_string(), "vil.".to_string(), "kit".to_string()];
+            literals.extend((0..extra).map(|i| format!("q{i}z")));
+            let atoms: Vec<String> = literals.iter().map(|l| keyword(l)).collect();
+            let conditions: Vec<String> =
+                (0..literals.len()).map(|a| format!(r#"{{"atom": {a}}}"#)).collect();
+            let conditions: Vec<&str> = conditions.iter().map(String::as_str).collect();
+            let program = test_program(r#"["A"]"#, &format!("[{}]", atoms.join(", ")), &conditions);
+            let hits = |prefilter, memo| {
+                let m = Matcher::from_json(&program, Options { prefilter, memo }).unwrap();
+                m.match_batches(&batches, &["A".to_string()], 1).unwrap()
+            };
+            let expected = hits(false, false);
+            let count = |rule| expected.iter().filter(|(_, r)| *r == RuleId(rule)).count();
+            assert!(expected.contains(&(5_001, RuleId(2))));
+            assert!(count(0) > 1_000 && count(1) > 500 && count(2) > 500, "{expected:?}");
+            assert_eq!(count(10), if extra > 0 { 772 } else { 0 });
+            for memo in [true, false] {
+                assert_eq!(hits(true, memo), expected);
+            }
         }
     }
 

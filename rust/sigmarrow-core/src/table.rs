@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use arrow_buffer::ArrowNativeType;
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use regex_automata::meta;
@@ -105,6 +105,10 @@ impl LiteralSet {
         }
     }
 }
+
+/// At most this many literals are searched in bulk (see [`FieldTable::eval_bulk`]): their
+/// automaton, a DFA, stays small enough for the caches.
+const MAX_BULK: usize = 256;
 
 /// At most this many literals make an anchored table (see [`FieldTable::anchored`]).
 const MAX_ANCHORED: usize = 8;
@@ -276,9 +280,9 @@ pub(crate) struct FieldTable {
     /// those tests, run on the value's first or last bytes, with no folding, automaton or
     /// memo.
     anchored: Option<Vec<AnchoredTest>>,
-    /// When the table's only tests are a few case-insensitive ASCII literals found anywhere
-    /// (`contains`, as keywords are): the folded set's literals in an automaton that ignores
-    /// ASCII case, run over the bytes of a whole chunk of values at once.
+    /// When the table's only tests are at most [`MAX_BULK`] case-insensitive ASCII literals
+    /// found anywhere (`contains`, as keywords are): the folded set's literals in an
+    /// automaton that ignores ASCII case, run over the bytes of a whole chunk of values.
     bulk: Option<AhoCorasick>,
 }
 
@@ -392,13 +396,14 @@ impl FieldTable {
         let patterns = &self.folded.patterns;
         let eligible = self.only_folded_literals()
             && self.nulls.is_empty()
-            && (1..=MAX_PREFILTERED).contains(&patterns.len())
+            && (1..=MAX_BULK).contains(&patterns.len())
             && patterns.iter().all(|p| p.is_ascii())
             && self.folded.targets.iter().flatten().all(contains);
         eligible.then(|| {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
                 .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(patterns)
                 .expect("a few literals")
         })
