@@ -277,6 +277,19 @@ pub fn epoch_time(value: i64, unit: TimeUnit) -> Option<NaiveDateTime> {
     t.map(|t| t.naive_utc())
 }
 
+/// The values of a dictionary-encoded string column, validated; None for any other column.
+pub(crate) fn dictionary_values<'a>(
+    name: &str,
+    array: &'a dyn Array,
+) -> Result<Option<StrCol<'a>>> {
+    let DataType::Dictionary(..) = array.data_type() else { return Ok(None) };
+    let Some(values) = StrCol::of(array.as_any_dictionary().values().as_ref()) else {
+        return Ok(None);
+    };
+    values.validate(name, 0..values.len())?;
+    Ok(Some(values))
+}
+
 impl<'a> Col<'a> {
     pub fn new(name: &str, array: &'a dyn Array) -> Result<Col<'a>> {
         if let Some(s) = StrCol::of(array) {
@@ -290,9 +303,7 @@ impl<'a> Col<'a> {
         Ok(match array.data_type() {
             DataType::Null => Col::AllNull,
             DataType::Dictionary(key, _) => {
-                let values = array.as_any_dictionary().values();
-                let values = StrCol::of(values.as_ref()).ok_or_else(unsupported)?;
-                values.validate(name, 0..values.len())?;
+                let values = dictionary_values(name, array)?.ok_or_else(unsupported)?;
                 let n = values.len();
                 let keys = match key.as_ref() {
                     DataType::Int8 => dict_keys(array.as_dictionary::<Int8Type>().keys(), n),

@@ -8,7 +8,7 @@ use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
 use crate::casefold::fold;
-use crate::column::{Col, StrCol, Value};
+use crate::column::{dictionary_values, Col, StrCol, Value};
 use crate::error::{Error, Result};
 use crate::plan::{atoms_of, lazy_atoms, CompiledRule, LazyAtom, RulePlan};
 use crate::program::{Anchor, Atom, AtomId, Expr, FieldId, Program, RuleId};
@@ -256,16 +256,6 @@ impl Matcher {
                 strings.push((name.clone(), *s));
             }
         }
-        let mut keyword = Vec::new();
-        for name in keyword_columns {
-            let Some(col) = column(name)? else { continue };
-            if let Col::Str(s) = col {
-                if strings.iter().all(|(n, _)| n != name) {
-                    strings.push((name.clone(), s));
-                }
-            }
-            keyword.push(col);
-        }
         // Dictionary values go through the field's memo too: the batches of one dataset
         // usually repeat their dictionaries. A dictionary larger than its batch (a slice of
         // a bigger array) is not evaluated whole: its rows go through the memo one by one.
@@ -277,44 +267,78 @@ impl Matcher {
             .iter()
             .zip(&self.tables)
             .zip(memos)
-            .map(|((col, table), memo)| self.dict_hits(col.as_ref()?, rows, table, memo, scratch))
+            .map(|((col, table), memo)| match col {
+                Some(Col::Dict { values, .. }) => {
+                    self.dict_hits(values, rows, table, memo, scratch)
+                }
+                _ => None,
+            })
             .collect();
-        keyword_memos.resize_with(keyword.len(), Memo::default);
-        let keyword_dict_hits = keyword
-            .iter()
-            .zip(keyword_memos)
-            .map(|(col, memo)| self.dict_hits(col, rows, &self.keyword, memo, scratch))
-            .collect();
+        keyword_memos.resize_with(keyword_columns.len(), Memo::default);
+        let (mut keyword, mut keyword_dict_hits) = (Vec::new(), Vec::new());
+        for (name, memo) in keyword_columns.iter().zip(keyword_memos) {
+            let Ok(i) = schema.index_of(name) else { continue };
+            let array = batch.column(i).as_ref();
+            // A dictionary column none of whose values holds a keyword is left out: its
+            // keys are never read (nor converted, a pass over every row).
+            let hits = match dictionary_values(name, array)? {
+                Some(values) => match self.dict_hits(&values, rows, &self.keyword, memo, scratch) {
+                    Some(hits) if hits.atoms.is_empty() => continue,
+                    hits => hits,
+                },
+                None => None,
+            };
+            let col = Col::new(name, array)?;
+            if let Col::Str(s) = col {
+                if strings.iter().all(|(n, _)| n != name) {
+                    strings.push((name.clone(), s));
+                }
+            }
+            keyword.push(col);
+            keyword_dict_hits.push(hits);
+        }
         Ok(Bound { fields, keyword, strings, dict_hits, keyword_dict_hits, rows })
     }
 
-    /// The atoms of `table` true for each value of `col`'s dictionary and for a null, when
-    /// it is a dictionary column evaluated whole.
+    /// The atoms of `table` true for each of a dictionary's `values` and for a null, unless
+    /// the dictionary is larger than its batch of `rows` (and is not evaluated whole).
     fn dict_hits(
         &self,
-        col: &Col,
+        values: &StrCol,
         rows: usize,
         table: &FieldTable,
         memo: &mut Memo,
         scratch: &mut ValueScratch,
     ) -> Option<DictHits> {
-        let Col::Dict { values, .. } = col else { return None };
         if values.len() > rows || table.is_empty() {
             return None;
         }
         let mut hits = DictHits::default();
-        for i in 0..values.len() {
-            let start = hits.atoms.len() as u32;
-            match values.get(i) {
-                Some(v) if self.options.memo && memo.takes(v) => {
-                    memo.group_atoms(table, &[(i, v)], scratch, &mut [], &mut |_, a| {
-                        hits.atoms.push(a)
-                    })
+        // A bulk search reports the values' atoms in the values' order.
+        let mut found: Vec<(usize, AtomId)> = Vec::new();
+        if values.eval_bulk(table, 0, values.len(), &mut |i, a| found.push((i, a))) {
+            let mut found = found.into_iter().peekable();
+            for i in 0..values.len() {
+                let start = hits.atoms.len() as u32;
+                while let Some((_, a)) = found.next_if(|&(value, _)| value == i) {
+                    hits.atoms.push(a);
                 }
-                Some(v) => table.eval(Value::Str(v), scratch, &mut |a| hits.atoms.push(a)),
-                None => hits.atoms.extend_from_slice(&table.nulls),
+                hits.spans.push((start, hits.atoms.len() as u32));
             }
-            hits.spans.push((start, hits.atoms.len() as u32));
+        } else {
+            for i in 0..values.len() {
+                let start = hits.atoms.len() as u32;
+                match values.get(i) {
+                    Some(v) if self.options.memo && memo.takes(v) => {
+                        memo.group_atoms(table, &[(i, v)], scratch, &mut [], &mut |_, a| {
+                            hits.atoms.push(a)
+                        })
+                    }
+                    Some(v) => table.eval(Value::Str(v), scratch, &mut |a| hits.atoms.push(a)),
+                    None => hits.atoms.extend_from_slice(&table.nulls),
+                }
+                hits.spans.push((start, hits.atoms.len() as u32));
+            }
         }
         let start = hits.atoms.len() as u32;
         hits.atoms.extend_from_slice(&table.nulls);
@@ -562,6 +586,10 @@ struct DictHits {
 impl DictHits {
     /// Sets the bits of the atoms true for each row of a chunk, given its keys.
     fn set_rows(&self, keys: &[u32], bits: &mut AtomBits) {
+        // Most keyword columns hold no value with a keyword: no row to visit.
+        if self.atoms.is_empty() {
+            return;
+        }
         // Borrowed apart from the bits, so that nothing is reloaded row by row.
         let (spans, atoms) = (&self.spans[..], &self.atoms[..]);
         let past = spans.len() - 1;
@@ -742,7 +770,7 @@ mod tests {
     fn keywords_on_a_dictionary_column_hit_the_rows_of_the_same_column_plain() {
         // Keyword atoms run once per dictionary value of a keyword column, beside a field
         // atom on the same column; null keys, a null dictionary value and values no row uses
-        // must give the hits of the plain column, memo on and off.
+        // must give the hits of the plain column with the shortcuts off.
         let atoms = r#"[{"op": "str", "field": null, "anchor": "contains", "value": "EVIL", "cased": false},
             {"op": "str", "field": 0, "anchor": "suffix", "value": ".exe", "cased": false}]"#;
         let program = test_program(
@@ -762,16 +790,24 @@ mod tests {
             Arc::new(StringArray::from(values.to_vec())),
         )
         .unwrap();
-        let hits = |column: ArrayRef, memo| {
+        let hits = |column: ArrayRef, options| {
             let batches = [RecordBatch::try_from_iter([("A", column)]).unwrap()];
-            let m = Matcher::from_json(&program, Options { prefilter: true, memo }).unwrap();
+            let m = Matcher::from_json(&program, options).unwrap();
             m.match_batches(&batches, &["A".to_string()], 1).unwrap()
         };
-        let expected = hits(plain, false);
+        let expected = hits(plain, Options { prefilter: false, memo: false });
         let rules = |rule| expected.iter().filter(|(_, r)| *r == RuleId(rule)).count();
         assert_eq!((rules(0), rules(1)), (4285, 2142));
-        for memo in [true, false] {
-            assert_eq!(hits(Arc::new(dict.clone()), memo), expected);
+        // The dictionary's values searched in bulk, and one by one (a non-ASCII value).
+        let mut non_ascii = values.to_vec();
+        non_ascii[4] = Some("unused évil");
+        for dictionary in [values.to_vec(), non_ascii] {
+            let dictionary = Arc::new(StringArray::from(dictionary));
+            let dict = DictionaryArray::try_new(dict.keys().clone(), dictionary).unwrap();
+            for memo in [true, false] {
+                let options = Options { prefilter: true, memo };
+                assert_eq!(hits(Arc::new(dict.clone()), options), expected);
+            }
         }
     }
 
