@@ -106,9 +106,11 @@ impl LiteralSet {
     }
 }
 
-/// At most this many literals are searched in bulk (see [`FieldTable::eval_bulk`]): their
-/// automaton, a DFA, stays small enough for the caches.
+/// At most this many literals, of at most this many bytes in all, are searched in bulk (see
+/// [`FieldTable::eval_bulk`]): their automaton, a DFA with at most one state per byte, stays
+/// small enough for the caches, whatever the length of a rule's literals.
 const MAX_BULK: usize = 256;
+const MAX_BULK_BYTES: usize = 8 << 10;
 
 /// At most this many literals make an anchored table (see [`FieldTable::anchored`]).
 const MAX_ANCHORED: usize = 8;
@@ -397,16 +399,20 @@ impl FieldTable {
         let eligible = self.only_folded_literals()
             && self.nulls.is_empty()
             && (1..=MAX_BULK).contains(&patterns.len())
+            && patterns.iter().map(String::len).sum::<usize>() <= MAX_BULK_BYTES
             && patterns.iter().all(|p| p.is_ascii())
             && self.folded.targets.iter().flatten().all(contains);
-        eligible.then(|| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(patterns)
-                .expect("a few literals")
-        })
+        if !eligible {
+            return None;
+        }
+        // The literals come from rules: a build that fails leaves the table searched value
+        // by value.
+        AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(patterns)
+            .ok()
     }
 
     /// Reports (row, atom) for the atoms true on the values of a chunk, given its offsets
