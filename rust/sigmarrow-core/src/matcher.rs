@@ -2,6 +2,7 @@
 //! scratch space (`scratch.rs`). This module evaluates; `plan.rs` decides how each rule
 //! runs, `table.rs` holds the per-field tables.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use arrow_array::RecordBatch;
@@ -274,14 +275,23 @@ impl Matcher {
                 _ => None,
             })
             .collect();
+        // A keyword column that is also a field was bound (and its values validated) as one.
+        let field_cols: HashMap<&str, &Col> = (self.fields.iter().zip(&fields))
+            .filter_map(|(name, col)| Some((name.as_str(), col.as_ref()?)))
+            .collect();
         keyword_memos.resize_with(keyword_columns.len(), Memo::default);
         let (mut keyword, mut keyword_dict_hits) = (Vec::new(), Vec::new());
         for (name, memo) in keyword_columns.iter().zip(keyword_memos) {
             let Ok(i) = schema.index_of(name) else { continue };
             let array = batch.column(i).as_ref();
+            let field_col = field_cols.get(name.as_str());
+            let values = match field_col {
+                Some(Col::Dict { values, .. }) => Some(*values),
+                _ => dictionary_values(name, array)?,
+            };
             // A dictionary column none of whose values holds a keyword is left out: its
             // keys are never read (nor converted, a pass over every row).
-            let hits = match dictionary_values(name, array)? {
+            let hits = match values {
                 Some(values) => match self.dict_hits(&values, rows, &self.keyword, memo, scratch) {
                     Some(hits) if hits.atoms.is_empty() => continue,
                     hits => hits,
@@ -289,10 +299,9 @@ impl Matcher {
                 None => None,
             };
             let col = Col::new(name, array)?;
-            if let Col::Str(s) = col {
-                if strings.iter().all(|(n, _)| n != name) {
-                    strings.push((name.clone(), s));
-                }
+            // Validated once per chunk, with the fields' string columns.
+            if let (Col::Str(s), false) = (&col, matches!(field_col, Some(Col::Str(_)))) {
+                strings.push((name.clone(), *s));
             }
             keyword.push(col);
             keyword_dict_hits.push(hits);
@@ -785,11 +794,7 @@ mod tests {
         let plain: ArrayRef = Arc::new(StringArray::from(
             keys.iter().map(|k| k.and_then(|k| values[k as usize])).collect::<Vec<_>>(),
         ));
-        let dict = DictionaryArray::try_new(
-            Int32Array::from(keys),
-            Arc::new(StringArray::from(values.to_vec())),
-        )
-        .unwrap();
+        let keys = Int32Array::from(keys);
         let hits = |column: ArrayRef, options| {
             let batches = [RecordBatch::try_from_iter([("A", column)]).unwrap()];
             let m = Matcher::from_json(&program, options).unwrap();
@@ -803,7 +808,7 @@ mod tests {
         non_ascii[4] = Some("unused évil");
         for dictionary in [values.to_vec(), non_ascii] {
             let dictionary = Arc::new(StringArray::from(dictionary));
-            let dict = DictionaryArray::try_new(dict.keys().clone(), dictionary).unwrap();
+            let dict = DictionaryArray::try_new(keys.clone(), dictionary).unwrap();
             for memo in [true, false] {
                 let options = Options { prefilter: true, memo };
                 assert_eq!(hits(Arc::new(dict.clone()), options), expected);
