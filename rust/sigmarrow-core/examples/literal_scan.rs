@@ -1,7 +1,8 @@
 //! The engine's literal search alone, for `benches/bench_literals.py`: a case-folded
-//! literal list and a list of folded values (one per line), searched as the field tables
-//! do (Aho-Corasick, every overlapping match), for all literals and for those of at least
-//! 4, 6 and 8 bytes. Prints one JSON object per row.
+//! literal list and a list of folded values (one per line), searched with the crate's
+//! overlapping iterator (every match, as the field tables did before they walked the
+//! automaton themselves: docs/engine.md, "The literal search itself"), for all literals and
+//! for those of at least 4, 6 and 8 bytes. Prints one JSON object per row.
 //!
 //!     cargo run --release -p sigmarrow-core --example literal_scan -- LITERALS VALUES
 
