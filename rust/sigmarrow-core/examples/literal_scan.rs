@@ -1,4 +1,4 @@
-//! The engine's literal search alone, for `benches/bench_literals.py`: a case-folded
+//! The Aho-Corasick crate's literal search alone, for `benches/bench_literals.py`: a case-folded
 //! literal list and a list of folded values (one per line), searched with the crate's
 //! overlapping iterator (every match, as the field tables did before they walked the
 //! automaton themselves: docs/engine.md, "The literal search itself"), for all literals and
