@@ -350,3 +350,26 @@ def test_bad_row_group_keeps_the_good_ones(sigscan, tmp_path):
     assert f"{data}: corrupt Parquet data in row group 2" in run.err
     assert "(after 200 rows)" in run.err
 
+
+# A batch is matched while the hits of the one before are written (`_Loop.file`): a file
+# that fails half way must still keep exactly the hits of the batches before the failure.
+def test_a_batch_that_cannot_be_matched_keeps_the_hits_before_it_and_none_after(matcher, tmp_path):
+    lines = ['{"Image": "C:\\\\Users\\\\a\\\\cloudflared.exe"}'] * 3 + ['{"Image": {"a": 1}}']
+    lines += ['{"Image": "C:\\\\Users\\\\b\\\\cloudflared.exe"}'] * 3
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "hits.parquet"
+    summary = scan(matcher, [events], out, batch_rows=1, skip_bad_files=True)
+    assert hits_of(out) == [(str(events), 0), (str(events), 1), (str(events), 2)]
+    assert [(s.rows_read, "Struct" in s.reason) for s in summary.skipped_files] == [(3, True)]
+
+
+def test_a_row_group_that_cannot_be_read_keeps_the_hits_of_the_batches_before_it(matcher, tmp_path):
+    image = [f"C:\\Users\\u{i}\\cloudflared.exe" if i % 7 == 0 else "C:\\x.exe" for i in range(300)]
+    data = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"Image": image}), data, row_group_size=100)
+    corrupt_row_group(data, 2)
+    out = tmp_path / "hits.parquet"
+    summary = scan(matcher, [data], out, batch_rows=30, skip_bad_files=True)
+    assert hits_of(out) == [(str(data), i) for i in range(0, 200, 7)]
+    assert [s.rows_read for s in summary.skipped_files] == [200]

@@ -44,6 +44,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
 from typing import IO, Any, cast
 
 import pyarrow as pa
@@ -175,7 +177,7 @@ def scan(
         [] if events.everything or not columns else list(events.names),
         state,
     )
-    with Output(output, hits.schema, stdout, sort) as out:
+    with Output(output, hits.schema, stdout, sort) as out, loop.pool:
         for f in files:
             loop.file(f, out, skip_bad_files)
         loop.reporter.report(loop.summary, None, force=True)
@@ -250,6 +252,17 @@ class _Reporter:
         )
 
 
+@dataclass
+class _Matching:
+    """A batch being matched."""
+
+    offset: int  #: the file's row the batch starts at
+    batch: pa.RecordBatch
+    inside: pa.Array | None  #: the rows of the batch in the time range, if not all
+    rows: int  #: rows matched
+    matched: futures.Future[tuple[Any, Any]]  #: the engine's (rows, rule indices)
+
+
 class _Loop:
     """What the files of one scan add to: the summary and the hits per rule."""
 
@@ -277,6 +290,7 @@ class _Loop:
         self.time_range = time_range
         self.unfound = dict.fromkeys(requested)  #: requested columns no batch has had yet
         self.state = state  #: the correlation state every batch feeds, or None
+        self.pool = futures.ThreadPoolExecutor(1, thread_name_prefix="sigmarrow-match")
         self.names: list[str] = []  #: the files read, numbered for the correlation state
 
     def file(self, f: InputFile, out: Output, skip_bad_files: bool) -> None:
@@ -285,9 +299,13 @@ class _Loop:
         summary = self.summary
         self.reporter.report(summary, f.display, force=True)
         tracker = FileProgress()
-        done = 0  # rows of the file read so far
+        done = 0  # rows of the file whose hits are written
         missing: set[str] | None = None  # the referenced fields no batch of the file has
         self.names.append(f.display)
+        # A batch is matched (in the engine, without the GIL) while the hits of the one
+        # before are built and written, so that this Python work does not leave the
+        # engine's threads idle.
+        pending: _Matching | None = None
         try:
             batches = read(f, self.projection, self.batch_rows, self.threads != 1, tracker)
             try:
@@ -297,13 +315,22 @@ class _Loop:
                     if self.unfound:
                         for name in bind(batch.schema, list(self.unfound)).found:
                             del self.unfound[name]
-                    self._match(f, out, offset, batch)
-                    done += batch.num_rows
-                    if tracker.total_rows:
-                        fraction = f.size * min((offset + batch.num_rows) / tracker.total_rows, 1.0)
-                        self.reporter.report(summary, f.display, fraction)
+                    previous, pending = pending, self._start(offset, batch)
+                    if previous is not None:
+                        try:
+                            done += self._finish(f, out, previous, tracker)
+                        except BaseException:
+                            # The batch after a failed one is waited for, not written.
+                            futures.wait([pending.matched])
+                            pending = None
+                            raise
             finally:
                 batches.close()
+                # The last batch, or the last one read before the reader failed: its hits
+                # are kept like those before it.
+                if pending is not None:
+                    last, pending = pending, None
+                    done += self._finish(f, out, last, tracker)
         except BrokenPipeError:
             raise  # the reader of standard output went away: not this file's fault
         except (DataError, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
@@ -321,26 +348,35 @@ class _Loop:
         summary.rows_pruned += tracker.rows_pruned
         self.reporter.bytes_done += f.size
 
-    def _match(self, f: InputFile, out: Output, offset: int, batch: pa.RecordBatch) -> None:
-        """Match the rows of a batch in the time range; write their hits."""
-        summary = self.summary
+    def _start(self, offset: int, batch: pa.RecordBatch) -> _Matching:
+        """Start matching the rows of a batch in the time range."""
         inside, matched = None, batch
         if self.time_range is not None:
             inside, out_of_range, without_time = self.time_range.rows(batch)
-            summary.rows_out_of_range += out_of_range
-            summary.rows_without_time += without_time
+            self.summary.rows_out_of_range += out_of_range
+            self.summary.rows_without_time += without_time
             if inside is not None:
                 matched = batch.take(inside)
-        rows, rule_index = self.matcher.match_indices(matched, threads=self.threads)
-        if inside is not None:
-            rows = inside.take(rows)  # back to the rows of the batch
+        future = self.pool.submit(self.matcher.match_indices, matched, threads=self.threads)
+        return _Matching(offset, batch, inside, matched.num_rows, future)
+
+    def _finish(self, f: InputFile, out: Output, m: _Matching, tracker: FileProgress) -> int:
+        """Write the hits of a batch once matched; its rows."""
+        summary = self.summary
+        rows, rule_index = m.matched.result()
+        if m.inside is not None:
+            rows = m.inside.take(rows)  # back to the rows of the batch
         if self.state is not None:
-            self.state.add(batch, rows, rule_index, event_id(len(self.names) - 1, offset))
+            self.state.add(m.batch, rows, rule_index, event_id(len(self.names) - 1, m.offset))
             rows, rule_index = self.matcher.reported(rows, rule_index)
         if len(rows):
-            hits = self.hits.build(f, batch, offset, rows, rule_index)
+            hits = self.hits.build(f, m.batch, m.offset, rows, rule_index)
             out.write(hits)
             self.tally.add(rule_index, hits)
-            self.tally.note_sources(self.hits.timeline_columns(batch.schema))
+            self.tally.note_sources(self.hits.timeline_columns(m.batch.schema))
             summary.hits += len(rows)
-        summary.rows += matched.num_rows
+        summary.rows += m.rows
+        if tracker.total_rows:
+            fraction = f.size * min((m.offset + m.batch.num_rows) / tracker.total_rows, 1.0)
+            self.reporter.report(summary, f.display, fraction)
+        return m.batch.num_rows
