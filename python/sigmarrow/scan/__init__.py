@@ -260,6 +260,8 @@ class _Matching:
     batch: pa.RecordBatch
     inside: pa.Array | None  #: the rows of the batch in the time range, if not all
     rows: int  #: rows matched
+    out_of_range: int  #: rows outside the time range
+    without_time: int  #: rows without a time, when a time range is set
     matched: futures.Future[tuple[Any, Any]]  #: the engine's (rows, rule indices)
 
 
@@ -350,15 +352,13 @@ class _Loop:
 
     def _start(self, offset: int, batch: pa.RecordBatch) -> _Matching:
         """Start matching the rows of a batch in the time range."""
-        inside, matched = None, batch
+        inside, matched, out_of_range, without_time = None, batch, 0, 0
         if self.time_range is not None:
             inside, out_of_range, without_time = self.time_range.rows(batch)
-            self.summary.rows_out_of_range += out_of_range
-            self.summary.rows_without_time += without_time
             if inside is not None:
                 matched = batch.take(inside)
         future = self.pool.submit(self.matcher.match_indices, matched, threads=self.threads)
-        return _Matching(offset, batch, inside, matched.num_rows, future)
+        return _Matching(offset, batch, inside, matched.num_rows, out_of_range, without_time, future)
 
     def _finish(self, f: InputFile, out: Output, m: _Matching, tracker: FileProgress) -> int:
         """Write the hits of a batch once matched; its rows."""
@@ -376,6 +376,9 @@ class _Loop:
             self.tally.note_sources(self.hits.timeline_columns(m.batch.schema))
             summary.hits += len(rows)
         summary.rows += m.rows
+        # Counted with its rows: a batch started after a failed one is not written.
+        summary.rows_out_of_range += m.out_of_range
+        summary.rows_without_time += m.without_time
         if tracker.total_rows:
             fraction = f.size * min((m.offset + m.batch.num_rows) / tracker.total_rows, 1.0)
             self.reporter.report(summary, f.display, fraction)
