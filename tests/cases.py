@@ -1824,6 +1824,29 @@ case(
     [0, 4, 5],
 )
 case(
+    # The engine folds a dictionary's values once per key: a key seen again meets another
+    # value on the other side, and a null key none.
+    "fieldref-dictionary-against-plain-column",
+    """
+    sel:
+        User|fieldref: ParentUser
+    condition: sel
+    """,
+    [
+        {"User": "NT AUTHORITY\\SYSTEM", "ParentUser": "nt authority\\system"},
+        {"User": "NT AUTHORITY\\SYSTEM", "ParentUser": "CORP\\alice"},
+        {"User": "CORP\\Alice", "ParentUser": "corp\\ALICE"},
+        {"User": "NT AUTHORITY\\SYSTEM", "ParentUser": "NT AUTHORITY\\SYSTEM"},
+        {"User": None, "ParentUser": "CORP\\alice"},
+        {"User": "CORP\\Alice", "ParentUser": None},
+        {"User": "Straße", "ParentUser": "STRASSE"},
+        {"User": "Straße", "ParentUser": "strasse!"},
+        {"User": None, "ParentUser": None},
+    ],
+    [0, 2, 3, 6],
+    types={"User": pa.dictionary(pa.int8(), pa.string()), "ParentUser": pa.string()},
+)
+case(
     "fieldref-value-is-not-a-pattern",
     """
     sel:
@@ -2159,6 +2182,8 @@ _STRING_CASES = {
     "boolean-rule-on-string-values": ["Enabled"],
     "exists-true": ["Value", "Other"],
     "fieldref-equal-case-insensitive": ["Image", "ParentImage"],
+    "fieldref-contains-startswith-endswith": ["CommandLine", "Image"],
+    "fieldref-dictionary-against-plain-column": ["ParentUser"],
     "hour-on-iso-strings": ["Time"],
     "timestamp-offset-with-or-without-colon": ["Time"],
     "keywords-default-all-string-columns": ["A", "B"],

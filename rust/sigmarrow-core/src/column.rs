@@ -290,7 +290,21 @@ pub(crate) fn dictionary_values<'a>(
     Ok(Some(values))
 }
 
+/// Dictionaries of at most this many values have their values read and tested by key.
+const MAX_KEY_SLOTS: usize = 1 << 16;
+
 impl<'a> Col<'a> {
+    /// Where the value of `row` is kept when a chunk's values are read once each, if not by
+    /// row: by key for a small dictionary (a null key is past the values).
+    pub fn key_slot(&self, row: usize) -> Option<usize> {
+        match self {
+            Col::Dict { keys, values } if values.len() <= MAX_KEY_SLOTS => {
+                Some((keys[row] as usize).min(values.len()))
+            }
+            _ => None,
+        }
+    }
+
     pub fn new(name: &str, array: &'a dyn Array) -> Result<Col<'a>> {
         if let Some(s) = StrCol::of(array) {
             // Validated chunk by chunk, when matched (`StrCol::validate`).

@@ -8,7 +8,6 @@ use std::ops::Range;
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
-use crate::casefold::fold;
 use crate::column::{dictionary_values, Col, StrCol, Value};
 use crate::error::{Error, Result};
 use crate::plan::{atoms_of, lazy_atoms, CompiledRule, LazyAtom, RulePlan};
@@ -20,9 +19,6 @@ use crate::scratch::{
 };
 use crate::table::FieldTable;
 use crate::threads::thread_pool;
-
-/// Dictionaries of at most this many values have their values tested by lazy atoms by key.
-const MAX_KEY_SLOTS: usize = 1 << 16;
 
 /// A row index within the data and the index of the rule that matched it.
 pub type Hit = (u64, RuleId);
@@ -486,15 +482,12 @@ impl Matcher {
                         // A small dictionary's values are read and tested once per chunk
                         // (a null key is past the values), a column's once per value the
                         // memo knows, else once per row.
-                        let slot = match col {
-                            Col::Dict { keys, values } if values.len() <= MAX_KEY_SLOTS => {
-                                (keys[row] as usize).min(values.len())
-                            }
-                            _ => match &first_rows[field.index()][..] {
+                        let slot = col.key_slot(row).unwrap_or_else(|| {
+                            match &first_rows[field.index()][..] {
                                 [] => r,
                                 firsts => firsts[r] as usize,
-                            },
-                        };
+                            }
+                        });
                         let read = || col.value(row).and_then(|v| v.text());
                         if lazy_values.test(slot, read, |text, folded| test.test(text, folded)) {
                             bits.set(a, r);
@@ -521,7 +514,7 @@ impl Matcher {
         for f in 0..self.tables.len() {
             self.eval_field(f, data, start, end, scratch);
         }
-        let ThreadScratch { values, bits, keyword_memos, .. } = scratch;
+        let ThreadScratch { values, bits, keyword_memos, ref_values: [xs, ys], .. } = scratch;
         keyword_memos.resize_with(data.keyword.len(), Memo::default);
         for ((col, dict), memo) in
             data.keyword.iter().zip(&data.keyword_dict_hits).zip(keyword_memos)
@@ -535,14 +528,15 @@ impl Matcher {
             let (Some(x), Some(y)) = (&data.fields[f.index()], &data.fields[other.index()]) else {
                 continue;
             };
+            xs.clear();
+            ys.clear();
             for row in start..end {
-                let (Some(x), Some(y)) =
-                    (x.value(row).and_then(|v| v.text()), y.value(row).and_then(|v| v.text()))
-                else {
+                let r = row - start;
+                let (Some(x), Some(y)) = (xs.get(x, row), ys.get(y, row)) else {
                     continue;
                 };
-                if anchor.holds(fold(&x).as_bytes(), fold(&y).as_bytes()) {
-                    bits.set(a, row - start);
+                if anchor.holds(x.as_bytes(), y.as_bytes()) {
+                    bits.set(a, r);
                 }
             }
         }

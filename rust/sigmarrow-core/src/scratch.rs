@@ -11,7 +11,7 @@ use regex_automata::meta;
 use rustc_hash::FxHasher;
 
 use crate::casefold::fold_into;
-use crate::column::Value;
+use crate::column::{Col, Value};
 use crate::program::{AtomId, RuleId};
 use crate::table::FieldTable;
 
@@ -404,10 +404,41 @@ pub(crate) struct ThreadScratch {
     /// Per lazy atom, the rows of the chunk it is tested on.
     pub lazy_rows: AtomBits,
     pub lazy_values: RowValues,
+    /// The two columns a field reference compares.
+    pub ref_values: [FoldedValues; 2],
 }
 
-/// The values of one column that lazy atoms test in a chunk, each read and case-folded
-/// once for all of them: by row, or by dictionary key for a dictionary column.
+/// The case foldings of a column's values in a chunk: a small dictionary's once per key, any
+/// other column's row by row into one buffer (its values rarely repeat).
+#[derive(Default)]
+pub(crate) struct FoldedValues {
+    keys: RowValues,
+    row: String,
+}
+
+impl FoldedValues {
+    /// The folding of the value of `row` of `col` (None for a null, or a value with no text).
+    pub fn get(&mut self, col: &Col, row: usize) -> Option<&str> {
+        let read = || col.value(row).and_then(|v| v.text());
+        match col.key_slot(row) {
+            Some(slot) => self.keys.get(slot, read).map(|(_, folded)| folded),
+            None => {
+                self.row.clear();
+                fold_into(&read()?, &mut self.row);
+                Some(&self.row)
+            }
+        }
+    }
+
+    /// Forgets the values of the last column.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+    }
+}
+
+/// The values of one column that lazy atoms (or a field reference) test in a chunk, each
+/// read and case-folded once for all of them: by row, or by dictionary key for a dictionary
+/// column.
 #[derive(Default)]
 pub(crate) struct RowValues {
     /// Per row or key: 1 + the index of its entry in `spans`, or 0 when not read yet.
@@ -497,6 +528,7 @@ impl ThreadScratch {
             first_rows: vec![Vec::new(); fields],
             lazy_rows: AtomBits::new(atoms),
             lazy_values: RowValues::default(),
+            ref_values: Default::default(),
         }
     }
 }
