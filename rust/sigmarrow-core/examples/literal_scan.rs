@@ -2,7 +2,8 @@
 //! literal list and a list of folded values (one per line), searched with the crate's
 //! overlapping iterator (every match, as the field tables did before they walked the
 //! automaton themselves: docs/engine.md, "The literal search itself"), for all literals and
-//! for those of at least 4, 6 and 8 bytes. Prints one JSON object per row.
+//! for those of at least 4, 6 and 8 bytes. Prints one JSON object per row, with the
+//! automaton's size (against the caches: docs/engine.md).
 //!
 //!     cargo run --release -p sigmarrow-core --example literal_scan -- LITERALS VALUES
 
@@ -35,8 +36,9 @@ fn main() {
             best = best.min(start.elapsed().as_secs_f64());
         }
         println!(
-            "{{\"min_bytes\": {min_bytes}, \"literals\": {}, \"hits_per_value\": {:.1}, \"ns_per_value\": {:.0}}}",
+            "{{\"min_bytes\": {min_bytes}, \"literals\": {}, \"automaton_bytes\": {}, \"hits_per_value\": {:.1}, \"ns_per_value\": {:.0}}}",
             chosen.len(),
+            automaton.memory_usage(),
             hits as f64 / values.len() as f64,
             best * 1e9 / values.len() as f64
         );
