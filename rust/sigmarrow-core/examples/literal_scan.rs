@@ -9,9 +9,8 @@
 //!
 //!     cargo run --release -p sigmarrow-core --example literal_scan -- LITERALS VALUES
 
-use std::time::Instant;
-
 use std::collections::HashMap;
+use std::time::Instant;
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous;
@@ -39,14 +38,14 @@ fn hot_kib(literals: &[&String], values: &[String], shares: [f64; 2]) -> [usize;
     let mut counts: Vec<u64> = visits.into_values().collect();
     counts.sort_unstable_by(|a, b| b.cmp(a));
     let total = counts.iter().sum::<u64>() as f64;
+    // The busiest lines first, as many as it takes to reach each share.
     shares.map(|share| {
         let mut seen = 0;
-        let lines = counts.iter().take_while(|&&c| {
-            let short = (seen as f64) < share * total;
+        let reached = counts.iter().position(|&c| {
             seen += c;
-            short
+            seen as f64 >= share * total
         });
-        lines.count() * 64 / 1024
+        reached.map_or(counts.len(), |i| i + 1) * 64 / 1024
     })
 }
 
